@@ -102,7 +102,7 @@ def _cmd_flops(args: argparse.Namespace) -> int:
     print(f"  macs   {rep['macs']:>16,}  (conv + linear; 1 MAC = 1 multiply-add)")
     print(f"  fvcore {rep['macs_fvcore_total']:>16,}  (adds BN, pooling; fvcore calls these flops)")
     print(f"  params {rep['params']:>16,}  (inference; {rep['params_with_aux']:,} with aux head)")
-    print("  by stage (macs, params, output H x W x C):")
+    print("  by stage (macs, params, output C x H x W):")
     for name, st in rep["by_stage"].items():
         shape = "x".join(str(v) for v in st.get("output_shape", []))
         print(f"    {name:<12} {st['macs']:>16,} {st['params']:>12,}  {shape}")

@@ -35,9 +35,7 @@ class Registry(Generic[T]):
         self.description = description
         self._entries: dict[str, Entry[T]] = {}
 
-    def register(
-        self, name: str, *, description: str, paper: str = ""
-    ) -> Callable[[T], T]:
+    def register(self, name: str, *, description: str, paper: str = "") -> Callable[[T], T]:
         """Decorator registering ``obj`` under ``name``."""
 
         def deco(obj: T) -> T:
@@ -84,4 +82,3 @@ class Registry(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {list(self._entries)})"
-

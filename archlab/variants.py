@@ -106,9 +106,7 @@ def validate(spec: ArchSpec) -> None:
         raise SpecError(f"dropout={spec.dropout!r} is out of range: dropout in [0, 1)")
     valid_n = getattr(CONV_NXN.get(spec.conv_nxn), "valid_n", None)
     if valid_n is not None and spec.n not in valid_n:
-        raise SpecError(
-            f"conv_nxn={spec.conv_nxn!r} needs n in {sorted(valid_n)}, got n={spec.n}"
-        )
+        raise SpecError(f"conv_nxn={spec.conv_nxn!r} needs n in {sorted(valid_n)}, got n={spec.n}")
 
 
 def parse_value(key: str, text: str) -> Any:
