@@ -124,17 +124,12 @@ def representation_sizes(model: Inception, x: torch.Tensor) -> dict[str, int]:
     return sizes
 
 
-def _stage_of(model: Inception) -> dict[str, str]:
-    return {n: s for s, names in model.stages.items() for n in names}
-
-
 def measure_model(model: Inception, input_size: int, in_chans: int) -> Complexity:
     """Count MACs/params of an already-built model (eval mode, batch of 1)."""
     model = model.eval()
     x = torch.zeros(1, in_chans, input_size, input_size)
     flops, acts = fvcore_counts(model, x)
     by_mod_op = flops.by_module_and_operator()
-    stage_of = _stage_of(model)
     shapes: dict[str, tuple[int, ...]] = {}
     handles = [
         model.get_submodule(names[-1]).register_forward_hook(
@@ -227,8 +222,8 @@ def solve_width(
     lo, hi = 1 / 64, 16.0
     if not macs(lo) <= budget_macs <= macs(hi):
         raise SpecError(
-            f"iso-MAC budget {budget_macs:,} MACs is unreachable for {spec.diff(ArchSpec()) or 'the'}"
-            f" spec: widths {lo}..{hi} give {macs(lo):,}..{macs(hi):,} MACs"
+            f"iso-MAC budget {budget_macs:,} MACs is unreachable: width_mult {lo}..{hi} "
+            f"gives {macs(lo):,}..{macs(hi):,} MACs"
         )
     best_w, best_err = spec.width_mult, float("inf")
     for _ in range(40):  # MACs grow monotonically (up to rounding) with width: bisect

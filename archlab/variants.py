@@ -39,7 +39,7 @@ KNOBS: dict[str, tuple[str, float, bool]] = {
 
 
 class SpecError(ValueError):
-    """An invalid architecture spec or override; the message names key, value and what is allowed."""
+    """An invalid spec or override; the message names key, value and what is allowed."""
 
 
 @dataclass(frozen=True)

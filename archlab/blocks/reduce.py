@@ -92,7 +92,7 @@ def _total(cin: int, plan: ReductionPlan) -> int:
 
 @GRID_REDUCTION.register(
     "pool_conv",
-    description="max-pool then 3x3 conv: cheap (1/4 of conv_pool) but a representational bottleneck",
+    description="max-pool then 3x3 conv: 1/4 the cost of conv_pool, but a bottleneck",
     paper="Fig. 9 left",
 )
 def pool_conv(cin: int, plan: ReductionPlan, ctx: Ctx) -> BranchConcat:
