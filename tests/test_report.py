@@ -1,0 +1,313 @@
+"""Reports: every file written, HTML self-contained and escaped, principle helpers and page."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from archlab.plots import PNG_SIGNATURE
+from archlab.report import (
+    _pool_bins,
+    epochs_to_reach,
+    evidence_of,
+    principle1,
+    principle2,
+    principle3,
+    principle4,
+    render_principles,
+    render_report,
+)
+
+SEEDS = (0, 1, 2)
+EVIL = "<script>alert(1)</script>"
+SPEC = {
+    "conv5x5": "3x3x2",
+    "conv_nxn": "1xn_nx1",
+    "factor_act": "relu",
+    "stem": "3x3x3",
+    "grid_reduction": "parallel",
+    "aux_head": "aux_bn",
+    "coarse_module": "expanded",
+    "n": 7,
+    "width_mult": 1.0,
+    "depth_mult": 1.0,
+    "reduce_ratio": np.nan,
+    "label_smoothing": 0.1,
+}
+
+
+def _run(variant: str, seed: int, top1: float, macs: float, **extra) -> dict:
+    row = {
+        **SPEC,
+        "study": "demo",
+        "variant": variant,
+        "is_baseline": variant == "baseline",
+        "group": "",
+        "seed": seed,
+        "status": "complete",
+        "run_key": f"{variant}-{seed}",
+        "dataset": "fashion-mnist",
+        "scale": "quick",
+        "macs": macs,
+        "params": macs / 30,
+        "test_top1": top1,
+        "test_top5": min(100.0, top1 + 8),
+        "test_nll": 0.3 - top1 / 1000,
+        "test_ece": 0.02,
+        "train_time_s": 60.0,
+    }
+    row.update(extra)
+    return row
+
+
+def study_tables(with_reliability: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Baseline, a 5x5 variant (1 pt worse), a 7x7 stem, a noisy hostile label; with curves."""
+    rows = []
+    for seed in SEEDS:
+        rows += [
+            _run("baseline", seed, 90.0 + 0.3 * seed, 30e6),
+            _run("conv5x5=5x5", seed, 89.0 + 0.3 * seed, 36e6, conv5x5="5x5"),
+            _run("stem=7x7", seed, 89.5 + 0.3 * seed, 29e6, stem="7x7"),
+            _run(EVIL, seed, 90.0 + 0.3 * seed + (0.5, -0.6, 0.2)[seed], 31e6),
+        ]
+    rows.append(_run("stem=7x7", 3, math.nan, 29e6, stem="7x7", status="diverged"))
+    rows.append(_run("stem=7x7", 4, math.nan, 29e6, stem="7x7", status="failed"))
+    runs = pd.DataFrame(rows)
+    if with_reliability:
+        conf = np.linspace(0.05, 0.95, 15)
+        bins = {"bin_conf": conf.tolist(), "bin_acc": (conf - 0.03).tolist(), "bin_count": [5] * 15}
+        runs["reliability"] = json.dumps(bins)
+    curves = pd.DataFrame(
+        [
+            {
+                "run_key": r.run_key,
+                "variant": r.variant,
+                "seed": r.seed,
+                "epoch": e,
+                "train_loss": 1.0 / e,
+                "train_top1": 50 + 4 * e,
+                "test_top1": r.test_top1 - (10 - e),
+            }
+            for r in runs[runs["status"] == "complete"].itertuples()
+            for e in range(1, 11)
+        ]
+    )
+    return runs, curves
+
+
+META = {
+    "study": "demo",
+    "title": f"factorization {EVIL}",
+    "description": "synthetic study for tests",
+    "dataset": "fashion-mnist",
+    "scale": "quick",
+    "seeds": list(SEEDS),
+    "recipe": {"epochs": 10, "optimizer": "sgd", "note": EVIL},
+    "baseline": "baseline",
+    "version": "0.1.0",
+    "commit": "abc1234",
+    "machine": "test box",
+    "claims": ["conv5x5_acc", "conv5x5_cost", "stem_7x7", "aux_converge"],
+}
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    runs, curves = study_tables()
+    out = tmp_path_factory.mktemp("report")
+    return render_report(runs, curves, META, out, n_boot=500), out
+
+
+def test_render_report_writes_every_file(report):
+    files, out = report
+    for name in ("report.md", "report.html", "summary.csv", "comparisons.csv", "claims.csv"):
+        assert files[name] == out / name and files[name].stat().st_size > 0
+    pngs = [p for name, p in files.items() if name.endswith(".png")]
+    assert {p.name for p in pngs} >= {"acc_vs_macs.png", "cost.png", "curves.png"}
+    assert all(p.read_bytes()[:8] == PNG_SIGNATURE for p in pngs)
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_html_is_self_contained_and_escaped(report):
+    files, _ = report
+    page = files["report.html"].read_text()
+    assert "http://" not in page and "https://" not in page
+    assert page.count("data:image/png;base64,") >= 3
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script>" not in files["report.md"].read_text()
+
+
+def test_report_sections_and_numbers(report):
+    files, out = report
+    md = files["report.md"].read_text()
+    for heading in (
+        "Paper claim vs our measurement",
+        "Summary per variant",
+        "Comparisons with the baseline",
+        "1 MAC = 1 multiply-add",
+        "abc1234",
+        "test box",
+    ):
+        assert heading in md
+    assert "5 (3/1/1)" in md  # stem=7x7: 5 runs, 3 complete, 1 diverged, 1 failed
+    assert "inconclusive (a 95% interval spans 0)" in md  # the noisy variant
+    claims = pd.read_csv(out / "claims.csv").set_index("claim")
+    assert claims.loc["conv5x5_acc", "evidence"] == "agrees"
+    assert claims.loc["stem_7x7", "evidence"] == "agrees"
+    assert claims.loc["conv5x5_cost", "evidence"] == "agrees"
+    summary = pd.read_csv(out / "summary.csv").set_index("variant")
+    assert summary.loc["baseline", "test_top1_mean"] == pytest.approx(90.3)
+    assert bool(summary.loc["stem=7x7", "pareto"])  # fewest MACs
+
+
+def test_reliability_adds_diagram_and_calibration_columns(tmp_path):
+    runs, curves = study_tables(with_reliability=True)
+    files = render_report(runs, curves, {**META, "claims": []}, tmp_path, n_boot=200)
+    assert files["reliability.png"].read_bytes()[:8] == PNG_SIGNATURE
+    md = files["report.md"].read_text()
+    assert "test ECE" in md and "test NLL" in md
+    comps = pd.read_csv(tmp_path / "comparisons.csv")
+    assert set(comps["metric"]) == {"test_top1", "test_nll", "test_ece"}
+
+
+def test_reliability_bins_pool_by_count():
+    a = {"bin_conf": [0.5, 0.9], "bin_acc": [0.4, 0.8], "bin_count": [1, 3]}
+    b = {"bin_conf": [0.7, 0.9], "bin_acc": [0.6, 1.0], "bin_count": [1, 1]}
+    pooled = _pool_bins([json.dumps(a), b])
+    assert pooled["bin_conf"] == pytest.approx([0.6, 0.9])
+    assert pooled["bin_acc"] == pytest.approx([0.5, 0.85])
+    assert pooled["bin_count"] == [2.0, 4.0]
+
+
+def test_search_report_and_missing_optional_columns(tmp_path):
+    runs, curves = study_tables()
+    runs = runs.drop(columns=["group", "test_top5", "is_baseline"])  # a search: no baseline
+    meta = {k: v for k, v in META.items() if k not in ("claims", "recipe", "seeds", "baseline")}
+    files = render_report(runs, curves.iloc[0:0], {**meta, "kind": "search"}, tmp_path, n_boot=200)
+    assert "edf.png" in files and "curves.png" not in files
+    md = files["report.md"].read_text()
+    assert "Pareto front" in md and "the study has no baseline" in md
+    assert pd.read_csv(tmp_path / "comparisons.csv").empty
+
+
+def test_epochs_to_reach_interpolates():
+    curve = pd.DataFrame({"epoch": [1, 2, 3], "train_top1": [40.0, 60.0, 80.0]})
+    assert epochs_to_reach(curve, 70.0) == pytest.approx(2.5)
+    assert epochs_to_reach(curve, 20.0) == pytest.approx(0.5)  # linear from 0% at epoch 0
+    assert math.isnan(epochs_to_reach(curve, 90.0))
+
+
+def _principle_runs(key: str, values, effect, **fixed) -> pd.DataFrame:
+    rows = []
+    for i, v in enumerate(values):
+        for seed in SEEDS:
+            top1 = 88.0 + effect(v) + 0.2 * seed + 0.01 * ((i + seed) % 2)
+            macs = fixed.pop("_macs", None) or 30e6 * (1 + 0.1 * i)
+            rows.append(_run(f"{key}={v}", seed, top1, macs, **{key: v, **fixed}))
+    return pd.DataFrame(rows)
+
+
+def test_principle1_agrees_when_milder_bottleneck_is_better(tmp_path):
+    runs = _principle_runs("min_repr", [0.125, 0.25, 0.5, 1.0], lambda v: 2 * np.log2(v))
+    runs["grid_reduction"] = np.where(runs["min_repr"] < 0.3, "pool_conv", "parallel")
+    path, verdict, detail = principle1(runs, tmp_path)
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    assert evidence_of(verdict) == "agrees"
+    assert "+2.00 pt per doubling" in verdict
+    assert len(detail) == 4
+
+
+def test_principle2_wider_trains_faster(tmp_path):
+    runs = _principle_runs("width_mult", [0.5, 1.0, 2.0], lambda v: 0.0)
+    curves = pd.DataFrame(
+        [
+            {"run_key": r.run_key, "variant": r.variant, "seed": r.seed, "epoch": e}
+            | {"train_top1": min(99.0, 20 + 10 * e * r.width_mult + r.seed)}
+            for r in runs.itertuples()
+            for e in range(1, 11)
+        ]
+    )
+    path, verdict, detail = principle2(runs, curves, tmp_path, threshold=60.0)
+    assert evidence_of(verdict) == "agrees"
+    assert set(detail["not reached"]) == {0}
+    assert path.exists()
+
+
+def test_principle3_needs_four_ratios(tmp_path):
+    runs = _principle_runs("reduce_ratio", [0.25, 0.5, 1.0], lambda v: 0.0)
+    _, verdict, _ = principle3(runs, tmp_path)
+    assert verdict.startswith("inconclusive: 3 reduce_ratio values")
+    runs = _principle_runs("reduce_ratio", [0.125, 0.25, 0.5, 1.0], lambda v: 0.1 * v)
+    _, verdict, detail = principle3(runs, tmp_path)
+    assert evidence_of(verdict) == "agrees" and len(detail) == 4
+
+
+def test_principle4_flags_off_budget_points_and_finds_balance(tmp_path):
+    rows = []
+    configs = [(0.5, 1.4, 30.0e6), (1.0, 1.0, 30.2e6), (2.0, 0.7, 29.9e6), (3.0, 0.6, 33e6)]
+    for d, w, macs in configs:
+        for seed in SEEDS:
+            top1 = 89.0 + (1.0 if d == 1.0 else 0.0) + 0.2 * seed
+            rows.append(_run(f"d={d}", seed, top1, macs, depth_mult=d, width_mult=w))
+    path, verdict, detail = principle4(pd.DataFrame(rows), tmp_path)
+    assert detail["outside tolerance"].tolist() == ["", "", "", "yes"]  # 33 M is +10%
+    assert evidence_of(verdict) == "agrees"
+    assert "best is d=1, w=1" in verdict
+
+
+def test_render_report_for_a_principle_study(tmp_path):
+    runs = _principle_runs("reduce_ratio", [0.125, 0.25, 0.5, 1.0], lambda v: 0.1 * v)
+    runs["is_baseline"] = runs["variant"] == "reduce_ratio=1.0"
+    meta = {**META, "kind": "principle3", "claims": ["principle3"], "baseline": None}
+    files = render_report(runs, pd.DataFrame(), meta, tmp_path, n_boot=200)
+    assert "principle3.png" in files
+    claims = pd.read_csv(tmp_path / "claims.csv")
+    assert claims["claim"].tolist() == ["principle3"]
+    assert claims["evidence"].iloc[0] == "agrees"
+
+
+def test_render_principles_page(tmp_path):
+    runs = _principle_runs("reduce_ratio", [0.125, 0.25, 0.5, 1.0], lambda v: 0.1 * v)
+    path, verdict, detail = principle3(runs, tmp_path)
+    sections = [
+        {
+            "principle": 3,
+            "title": "reduce",
+            "statement": "1x1 first",
+            "plot": path,
+            "verdict": verdict,
+            "detail": detail,
+        },
+        {
+            "principle": 1,
+            "title": EVIL,
+            "statement": "no bottlenecks",
+            "plot": None,
+            "verdict": "not run",
+            "detail": "| a |",
+        },
+    ]
+    files = render_principles(
+        sections, {"title": "principles", "dataset": "fashion-mnist"}, tmp_path / "p"
+    )
+    page = files["report.html"].read_text()
+    assert "data:image/png;base64," in page and "<script>" not in page
+    assert "https://" not in page and "http://" not in page
+    md = files["report.md"].read_text()
+    assert md.index("Principle 1") < md.index("Principle 3")
+    assert "../principle3.png" in md
+
+
+def test_single_seed_and_all_failed_variant_do_not_crash(tmp_path):
+    runs, curves = study_tables()
+    runs = runs[runs["seed"] == 0].copy()
+    runs.loc[runs["variant"] == "conv5x5=5x5", ["status", "test_top1"]] = ["failed", math.nan]
+    files = render_report(runs, curves[curves["seed"] == 0], META, tmp_path, n_boot=200)
+    md = files["report.md"].read_text()
+    assert "inconclusive (fewer than 2 paired seeds)" in md
+    assert "(1 run, no CI)" in md
+    claims = pd.read_csv(tmp_path / "claims.csv").set_index("claim")
+    assert claims.loc["stem_7x7", "evidence"] == "inconclusive"  # one seed proves nothing
