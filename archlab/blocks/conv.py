@@ -19,6 +19,7 @@ class ConvBN(nn.Module):
         *,
         stride: int = 1,
         padding: int | tuple[int, ...] = 0,
+        dilation: int = 1,
         act: nn.Module | None = None,
     ) -> None:
         super().__init__()
@@ -28,7 +29,9 @@ class ConvBN(nn.Module):
             padding = 0
         else:
             self.pad = None
-        self.conv = nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, bias=False)
+        self.conv = nn.Conv2d(
+            cin, cout, kernel, stride=stride, padding=padding, dilation=dilation, bias=False
+        )
         self.bn = nn.BatchNorm2d(cout, eps=BN_EPS)
         # an activation module has no state, so keys stay torchvision's whatever it is
         self.act = nn.ReLU(inplace=True) if act is None else act
