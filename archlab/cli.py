@@ -109,7 +109,195 @@ def _cmd_flops(args: argparse.Namespace) -> int:
     return 0
 
 
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_variants, _add_flops]
+def _add_report_flops(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report-flops",
+        help="MACs/params of every option of every axis (mini and full size): md, csv, png",
+    )
+    p.add_argument("--out", default="reports/flops", help="output folder")
+    p.add_argument(
+        "--fvcore-all",
+        action="store_true",
+        help="cross-check every full-size row with fvcore too (about a second per row)",
+    )
+    p.set_defaults(func=_cmd_report_flops)
+
+
+def _cmd_report_flops(args: argparse.Namespace) -> int:
+    import time
+
+    from archlab.flops_report import write_report
+
+    t0 = time.perf_counter()
+    paths = write_report(args.out, fvcore_all=args.fvcore_all)
+    for path in paths.values():
+        print(path)
+    print(f"report-flops: {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train one variant and print its final metrics")
+    p.add_argument("--dataset", help="fashion-mnist | synthetic[:N] | idx:PATH | cifar10:PATH …")
+    p.add_argument("--model", default="inception_mini", help="inception_mini | inception_v3_tv | …")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="AXIS=VALUE")
+    p.add_argument(
+        "--recipe", action="append", default=[], metavar="KEY=VALUE", help="TrainConfig field"
+    )
+    p.add_argument("--epochs", type=float, help="epochs (fractions allowed)")
+    p.add_argument("--seed", type=int, help="seed of init, data order and augmentation")
+    p.add_argument("--train-subset", type=int, metavar="N", help="train on N images")
+    p.add_argument("--device", help="auto | cpu | cuda")
+    p.add_argument("--json", metavar="FILE", help="write the RunResult as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from archlab.config import TrainConfig
+    from archlab.data import DataError
+    from archlab.models import default_spec
+    from archlab.train import config_from_overrides, summary_lines, train, write_json
+    from archlab.variants import apply_overrides
+
+    register_user_error(DataError)
+    spec = apply_overrides(default_spec(args.model), args.overrides)
+    flags = {
+        "dataset": args.dataset,
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "train_subset": args.train_subset,
+        "device": args.device,
+    }
+    config = config_from_overrides(TrainConfig(), args.recipe)
+    config = config.replace(**{k: v for k, v in flags.items() if v is not None})
+    result = train(spec, config, model=args.model, progress=not args.quiet)
+    for line in summary_lines(result):
+        print(line)
+    if args.json:
+        write_json(args.json, result.to_dict())
+    return 0 if result.status == "complete" else 1
+
+
+def _add_study(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("study", help="run, watch and report ablation studies (studies/*.yaml)")
+    ssub = p.add_subparsers(dest="study_command", required=True, parser_class=_Parser)
+    dirs = argparse.ArgumentParser(add_help=False)
+    dirs.add_argument("--storage", help="optuna storage URL (default results/NAME/journal.log)")
+    dirs.add_argument("--results", default="results", metavar="DIR", help="results root")
+    dirs.add_argument("--scale", help="quick | full | smoke | … (run: default quick)")
+
+    r = ssub.add_parser("run", parents=[dirs], help="run or resume a study, then report it")
+    r.add_argument("file", help="study file (studies/NAME.yaml) or study name")
+    r.add_argument("--jobs", type=int, default=1, help="local worker processes, one core set each")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    r.add_argument("--tune", default="", metavar="K1,K2", help="tune recipe keys per variant")
+    r.add_argument("--trials", type=int, default=8, help="tuning trials per variant")
+    r.add_argument("--reports", default="reports", metavar="DIR", help="reports root")
+    r.add_argument("--no-report", action="store_true", help="export CSVs but render no report")
+    r.set_defaults(func=_cmd_study_run)
+
+    s = ssub.add_parser("status", parents=[dirs], help="done / running / failed / remaining runs")
+    s.add_argument("study", help="study name or file")
+    s.set_defaults(func=_cmd_study_status)
+
+    rp = ssub.add_parser("report", parents=[dirs], help="re-render a report from stored results")
+    rp.add_argument("study", help="study name or file; 'principles' for the principles page")
+    rp.add_argument("--reports", default="reports", metavar="DIR", help="reports root")
+    rp.set_defaults(func=_cmd_study_report)
+
+
+def _cmd_study_run(args: argparse.Namespace) -> int:
+    from archlab.data import DataError
+    from archlab.study import run_study
+    from archlab.study_spec import find_study_file
+
+    register_user_error(DataError)
+    outcome = run_study(
+        find_study_file(args.file),
+        scale=args.scale or "quick",
+        jobs=args.jobs,
+        storage=args.storage,
+        overrides=args.overrides,
+        tune=[k.strip() for k in args.tune.split(",") if k.strip()],
+        tune_trials=args.trials,
+        results_dir=args.results,
+        reports_dir=args.reports,
+        render=not args.no_report,
+    )
+    c = outcome.counts
+    print(
+        f"{outcome.study} [{outcome.scale}]: {c['done']}/{outcome.total} runs done "
+        f"({c['diverged']} diverged), {c['failed']} failed, {c['running'] + c['waiting']} "
+        "running or queued elsewhere"
+    )
+    for name, path in outcome.files.items():
+        if name in ("runs.csv", "report.md", "report.html"):
+            print(f"  {path}")
+    return 0 if outcome.ok else 1
+
+
+def _cmd_study_status(args: argparse.Namespace) -> int:
+    from archlab.study import study_status
+
+    table = study_status(
+        args.study, scale=args.scale, storage=args.storage, results_dir=args.results
+    )
+    cols = ("total", "done", "diverged", "running", "waiting", "failed", "remaining")
+    print(f"{'scale':<10}" + "".join(f"{c:>10}" for c in cols))
+    for scale, counts in table.items():
+        print(f"{scale:<10}" + "".join(f"{counts[c]:>10}" for c in cols))
+    return 0
+
+
+def _cmd_study_report(args: argparse.Namespace) -> int:
+    from archlab.study import study_report
+
+    files = study_report(
+        args.study,
+        scale=args.scale,
+        storage=args.storage,
+        results_dir=args.results,
+        reports_dir=args.reports,
+    )
+    for name in ("report.md", "report.html"):
+        if name in files:
+            print(files[name])
+    return 0
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="benchmark the trainer against a hand-written PyTorch loop")
+    p.add_argument("--out", default="reports/bench", metavar="DIR", help="bench.md, bench.json")
+    p.add_argument("--quick", action="store_true", help="tiny sizes on synthetic data (smoke)")
+    p.add_argument("--seeds", type=int, help="seeds of the accuracy comparison (default 3)")
+    p.add_argument("--steps", type=int, help="training steps per seed (default 40)")
+    p.set_defaults(func=_cmd_bench)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from archlab.bench import check_lines, run_bench, settings, write_bench
+
+    try:
+        s = settings(quick=args.quick, seeds=args.seeds, steps=args.steps)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    result = run_bench(s, log=lambda msg: print(f"bench: {msg}", file=sys.stderr, flush=True))
+    paths = write_bench(result, args.out)
+    for line in check_lines(result):
+        print(line)
+    print(f"wrote {paths['md']} and {paths['json']} in {result['elapsed_s']:.0f} s")
+    return 0  # falling short of a target is a finding, reported above, not a failed command
+
+
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_variants,
+    _add_flops,
+    _add_report_flops,
+    _add_train,
+    _add_study,
+    _add_bench,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
