@@ -93,7 +93,11 @@ def fvcore_counts(model: nn.Module, x: torch.Tensor) -> tuple[Any, Any]:
 
 
 def representation_sizes(model: Inception, x: torch.Tensor) -> dict[str, int]:
-    """H*W*C of every tensor passed along the trunk (inside one-branch reductions too)."""
+    """H*W*C of the stem's output and of every tensor after it along the trunk.
+
+    Layers inside the stem are left out so the first entry is the stem's output: stems that
+    produce the same tensor (3x3x3 and 7x7) then give the same ``min_repr``.
+    """
     sizes: dict[str, int] = {}
     handles = []
 
@@ -106,7 +110,7 @@ def representation_sizes(model: Inception, x: torch.Tensor) -> dict[str, int]:
     for stage, names in model.stages.items():
         if stage in ("aux", "head"):
             continue
-        for name in names:
+        for name in names[-1:] if stage == "stem" else names:
             m = model.get_submodule(name)
             # a single-branch block is a chain: each step's output is a representation too
             if isinstance(m, BranchConcat) and len(m._plan) == 1:
@@ -195,11 +199,13 @@ def fast_macs(
     """Conv + linear MACs by the closed-form per-layer formula (no tracing: for searches)."""
     d = MODELS.get(model_name)
     input_size, in_chans = input_size or d.input_size, in_chans or d.in_chans
-    with torch.random.fork_rng():
+    # the formula needs shapes only: on the meta device nothing is allocated, initialized or
+    # computed, so solve_width's 16x-wide probes cost milliseconds, not gigabytes
+    with torch.device("meta"):
         model = build_model(
             model_name, spec, num_classes=num_classes, in_chans=in_chans, input_size=input_size
         ).eval()
-    x = torch.zeros(1, in_chans, input_size, input_size)
+    x = torch.zeros(1, in_chans, input_size, input_size, device="meta")
     return sum(conv_linear_macs(model, x).values())
 
 
@@ -254,8 +260,15 @@ def flops_report(
     """JSON-ready cost report of one model variant (the ``archlab flops`` command)."""
     d = MODELS.get(model_name)
     spec = apply_overrides(default_spec(model_name), overrides or [])
-    input_size, in_chans = input_size or d.input_size, in_chans or d.in_chans
-    for key, value in (("--input-size", input_size), ("--in-chans", in_chans)):
+    # None means "the family's default"; 0 is a user error, not a request for the default
+    input_size = d.input_size if input_size is None else input_size
+    in_chans = d.in_chans if in_chans is None else in_chans
+    num_classes = d.num_classes if num_classes is None else num_classes
+    for key, value in (
+        ("--input-size", input_size),
+        ("--in-chans", in_chans),
+        ("--num-classes", num_classes),
+    ):
         if value < 1:
             raise SpecError(f"{key}={value} must be a positive integer")
     c = complexity(
@@ -265,7 +278,7 @@ def flops_report(
         "model": model_name,
         "input_size": input_size,
         "in_chans": in_chans,
-        "num_classes": num_classes or d.num_classes,
+        "num_classes": num_classes,
         "spec": spec.to_dict(),
         "macs": c.macs,
         "macs_note": "conv + linear multiply-adds per image; 1 MAC = 1 multiply-add",

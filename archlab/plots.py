@@ -59,6 +59,7 @@ def write_atomic(path: Path, data: bytes | str) -> Path:
         with os.fdopen(fd, "wb") as f:
             f.write(raw)
             f.flush()
+            os.fchmod(f.fileno(), 0o644)  # mkstemp makes 0600; reports are meant to be read
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

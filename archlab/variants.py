@@ -28,7 +28,7 @@ AXES: dict[str, Registry] = {
 
 #: Numeric knobs: name -> (help, lower bound, inclusive lower bound?).
 KNOBS: dict[str, tuple[str, float, bool]] = {
-    "n": ("kernel size n of the n x n axis (integer >= 2)", 2, True),
+    "n": ("kernel size n of the n x n axis (odd integer >= 3)", 3, True),
     "aux_weight": ("weight of the auxiliary loss (>= 0)", 0.0, True),
     "width_mult": ("multiplier of every channel width (> 0)", 0.0, False),
     "depth_mult": ("multiplier of the modules per stage (> 0)", 0.0, False),
@@ -100,8 +100,9 @@ def validate(spec: ArchSpec) -> None:
             raise SpecError(f"{knob}={value!r} must be a number: {help_}")
         if value != value or value < low or (value == low and not inclusive):
             raise SpecError(f"{knob}={value!r} is out of range: {help_}")
-    if not isinstance(spec.n, int):
-        raise SpecError(f"n={spec.n!r} must be an integer >= 2")
+    if not isinstance(spec.n, int) or spec.n % 2 == 0:
+        # an even kernel cannot keep the grid size with symmetric 'same' padding
+        raise SpecError(f"n={spec.n!r} must be an odd integer >= 3")
     if spec.dropout >= 1:
         raise SpecError(f"dropout={spec.dropout!r} is out of range: dropout in [0, 1)")
     valid_n = getattr(CONV_NXN.get(spec.conv_nxn), "valid_n", None)
@@ -117,7 +118,7 @@ def parse_value(key: str, text: str) -> Any:
         try:
             return int(text)
         except ValueError:
-            raise SpecError(f"n={text!r} must be an integer >= 2") from None
+            raise SpecError(f"n={text!r} must be an odd integer >= 3") from None
     if key in KNOBS:
         if key == "reduce_ratio" and text.lower() in ("none", "native", ""):
             return None

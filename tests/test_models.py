@@ -1,0 +1,210 @@
+"""Models: every option of every axis builds, runs, trains; knobs move costs; torchvision parity."""
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from archlab.measure import fast_macs
+from archlab.models import MODELS, Inception, build_model, default_spec
+from archlab.variants import AXES, ArchSpec, SpecError
+
+DATA = Path(__file__).parent / "data"
+OPTIONS = [(axis, e.name) for axis, reg in AXES.items() for e in reg]
+OPTION_IDS = [f"{a}={o}" for a, o in OPTIONS]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    # small forwards gain nothing from threads, and OpenMP threads on busy cores are much slower
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def one_axis(model: str, axis: str, option: str) -> ArchSpec:
+    """The model's default spec with one axis changed (n made valid for the option)."""
+    base = default_spec(model)
+    changes: dict[str, object] = {axis: option}
+    valid_n = getattr(AXES[axis].get(option), "valid_n", None)
+    if valid_n is not None and base.n not in valid_n:
+        changes["n"] = min(valid_n)
+    return base.replace(**changes)
+
+
+def _first_conv(model: nn.Module) -> nn.Conv2d:
+    return next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+
+
+@pytest.mark.parametrize(("axis", "option"), OPTIONS, ids=OPTION_IDS)
+def test_mini_every_option_builds_runs_and_trains(axis: str, option: str) -> None:
+    torch.manual_seed(0)
+    spec = one_axis("inception_mini", axis, option)
+    model = build_model("inception_mini", spec)
+    assert getattr(spec, axis) == option
+    assert model.has_aux == (spec.aux_head != "none")
+    x, y = torch.randn(4, 1, 28, 28), torch.randint(0, 10, (4,))
+
+    out = model.train()(x)
+    if model.has_aux:
+        logits, aux = out
+        assert aux.shape == (4, 10)
+        loss = nn.functional.cross_entropy(logits, y) + spec.aux_weight * (
+            nn.functional.cross_entropy(aux, y)
+        )
+    else:
+        assert isinstance(out, torch.Tensor)
+        logits, loss = out, nn.functional.cross_entropy(out, y)
+    assert logits.shape == (4, 10)
+    loss.backward()
+    conv = _first_conv(model)
+    assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
+    if model.has_aux:
+        assert all(p.grad is not None for p in model.AuxLogits.parameters())
+
+    with torch.no_grad():  # eval: plain logits, the aux head does not run
+        assert model.eval()(x).shape == (4, 10)
+
+
+def test_stages_name_every_top_level_module_in_forward_order() -> None:
+    model = build_model("inception_mini")
+    named = [n for names in model.stages.values() for n in names]
+    assert sorted(named) == sorted(n for n, _ in model.named_children())
+    assert list(model.stages) == [
+        "stem",
+        "stage_a",
+        "reduction_1",
+        "stage_b",
+        "aux",
+        "reduction_2",
+        "stage_c",
+        "head",
+    ]
+    assert model.stages["stage_b"] == ["Mixed_6b", "Mixed_6c"]
+
+
+# full size is slow on CPU: a few options, at 139 px (the smallest size keeping the aux head)
+FULL = [
+    ("inception_v3_tv", None, None),
+    ("inception_v3_paper", None, None),
+    ("inception_v3_paper", "stem", "7x7"),
+    ("inception_v3_paper", "grid_reduction", "pool_conv"),
+    ("inception_v3_paper", "conv_nxn", "2x2x2"),
+    ("inception_v3_paper", "coarse_module", "plain"),
+    ("inception_v3_paper", "aux_head", "none"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "axis", "option"), FULL, ids=[f"{m}-{a}={o}" if a else m for m, a, o in FULL]
+)
+def test_full_size_options_build_and_run(name: str, axis: str | None, option: str | None) -> None:
+    spec = default_spec(name) if axis is None else one_axis(name, axis, option)  # type: ignore[arg-type]
+    model = build_model(name, spec, input_size=139)
+    x = torch.randn(2, 3, 139, 139)
+    with torch.no_grad():
+        out = model.train()(x)
+        assert isinstance(out, tuple) == (spec.aux_head != "none")
+        if isinstance(out, tuple):
+            assert [t.shape for t in out] == [(2, 1000), (2, 1000)]
+        assert model.eval()(x[:1]).shape == (1, 1000)
+
+
+def test_family_defaults() -> None:
+    assert MODELS.default == "inception_mini"
+    assert default_spec("inception_v3_tv").conv5x5 == "5x5"  # torchvision keeps a 5x5
+    assert default_spec("inception_v3_paper").conv5x5 == "3x3x2"  # the paper's Fig. 5
+    model = build_model("inception_mini", num_classes=7, in_chans=3, input_size=32)
+    assert model.eval()(torch.zeros(1, 3, 32, 32)).shape == (1, 7)
+    assert _first_conv(model).in_channels == 3
+    assert model.dropout.p == default_spec().dropout
+
+
+def _cost(**knobs: object) -> tuple[int, int]:
+    spec = ArchSpec(**knobs)  # type: ignore[arg-type]
+    with torch.device("meta"):  # parameters only: no init
+        params = sum(p.numel() for p in build_model("inception_mini", spec).parameters())
+    return fast_macs("inception_mini", spec), params
+
+
+@pytest.mark.parametrize(
+    ("knob", "values"),
+    [
+        ("width_mult", [0.5, 1.0, 1.5]),
+        ("depth_mult", [0.5, 1.0, 2.0]),
+        ("reduce_ratio", [0.25, 0.5, 1.0]),
+        ("bottleneck_ratio", [0.5, 1.0, 1.5]),
+        ("n", [3, 5, 7]),
+    ],
+)
+def test_knobs_move_costs_in_the_expected_direction(knob: str, values: list) -> None:
+    costs = [_cost(**{knob: v}) for v in values]
+    macs, params = zip(*costs, strict=True)
+    assert list(macs) == sorted(set(macs)), f"MACs must grow strictly with {knob}: {macs}"
+    assert list(params) == sorted(set(params)), f"params must grow strictly with {knob}: {params}"
+
+
+@pytest.mark.parametrize(("depth_mult", "modules"), [(0.5, 1), (1.0, 2), (1.5, 3), (2.0, 4)])
+def test_depth_mult_sets_modules_per_stage(depth_mult: float, modules: int) -> None:
+    with torch.device("meta"):
+        model = build_model("inception_mini", ArchSpec(depth_mult=depth_mult))
+    for stage in ("stage_a", "stage_b", "stage_c"):
+        assert len(model.stages[stage]) == modules
+
+
+@pytest.mark.parametrize(("name", "size"), [("inception_mini", 8), ("inception_v3_tv", 64)])
+def test_too_small_input_is_a_spec_error(name: str, size: int) -> None:
+    with pytest.raises(SpecError, match=f"input_size={size} is too small"):
+        build_model(name, input_size=size)
+
+
+def test_state_dict_keys_and_shapes_match_torchvision_golden() -> None:
+    golden = json.loads((DATA / "inception_v3_tv_state_dict.json").read_text())["shapes"]
+    with torch.device("meta"):
+        model = build_model("inception_v3_tv")
+    ours = {k: list(v.shape) for k, v in model.state_dict().items()}
+    assert sorted(set(golden) - set(ours)) == [], "keys torchvision has and we lack"
+    assert sorted(set(ours) - set(golden)) == [], "keys we have and torchvision lacks"
+    assert {k: v for k, v in ours.items() if golden[k] != v} == {}, "shapes that differ"
+    assert list(ours) == list(golden)  # same order too
+
+
+def _calibrate_bn(model: nn.Module, x: torch.Tensor) -> None:
+    """Random BN affine params and running statistics of a real batch.
+
+    Default statistics (mean 0, var 1) would hide a miswired BN, and random ones make
+    activations explode; one train-mode pass with momentum 1 keeps eval outputs near unit scale.
+    """
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+                m.momentum = 1.0
+        model.train()(x)
+    model.eval()
+
+
+def test_parity_with_torchvision() -> None:
+    """torchvision's weights load strictly into ours and give the same outputs (eval mode)."""
+    tvm = pytest.importorskip("torchvision.models")
+    torch.manual_seed(0)
+    ref = tvm.inception_v3(weights=None, aux_logits=True, init_weights=False)
+    _calibrate_bn(ref, torch.randn(2, 3, 299, 299))
+    ours: Inception = build_model("inception_v3_tv").eval()
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(2, 3, 299, 299)
+    with torch.no_grad():
+        expected, got = ref(x), ours(x)
+        # the aux heads too, on one 17x17x768 input (eval mode runs neither)
+        t = torch.randn(2, 768, 17, 17)
+        aux_expected, aux_got = ref.AuxLogits(t), ours.AuxLogits(t)
+    # outputs of unit scale, so the tolerance means something
+    assert 0.1 < expected.std() < 100 and 0.1 < aux_expected.std() < 100
+    # our pool branches run the 1x1 conv before the average pool: equal up to float rounding
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(aux_got, aux_expected, atol=1e-4, rtol=1e-4)
