@@ -141,6 +141,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", help="fashion-mnist | synthetic[:N] | idx:PATH | cifar10:PATH …")
     p.add_argument("--model", default="inception_mini", help="inception_mini | inception_v3_tv | …")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="AXIS=VALUE")
+    p.add_argument("--preset", help="start from a named recipe: quick | full | paper")
     p.add_argument(
         "--recipe", action="append", default=[], metavar="KEY=VALUE", help="TrainConfig field"
     )
@@ -154,7 +155,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from archlab.config import TrainConfig
+    from archlab.config import TrainConfig, preset
     from archlab.data import DataError
     from archlab.models import default_spec
     from archlab.train import config_from_overrides, summary_lines, train, write_json
@@ -169,7 +170,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "train_subset": args.train_subset,
         "device": args.device,
     }
-    config = config_from_overrides(TrainConfig(), args.recipe)
+    base = preset(args.preset) if args.preset else TrainConfig()
+    config = config_from_overrides(base, args.recipe)
     config = config.replace(**{k: v for k, v in flags.items() if v is not None})
     result = train(spec, config, model=args.model, progress=not args.quiet)
     for line in summary_lines(result):

@@ -84,3 +84,30 @@ class RunResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         return dataclasses.asdict(self)
+
+
+#: Named recipes (``archlab train --preset NAME``); each is a set of TrainConfig overrides.
+PRESETS: dict[str, dict[str, Any]] = {
+    # about one minute on one CPU core: 20k images once, small batches for more steps
+    "quick": {"train_subset": 20000, "epochs": 1, "batch_size": 64, "lr": 0.1, "threads": 1},
+    # the whole training set for 12 epochs with crop/flip augmentation and label smoothing
+    "full": {"epochs": 12, "batch_size": 128, "lr": 0.2, "label_smoothing": 0.1, "threads": 1},
+    # Section 8 of the paper: RMSProp(0.9, eps 1.0), lr x0.94 every 2 epochs, clip 2.0, LS 0.1, EMA
+    "paper": {
+        "optimizer": "rmsprop",
+        "lr": 0.045,
+        "schedule": "exp",
+        "grad_clip": 2.0,
+        "label_smoothing": 0.1,
+        "ema_decay": 0.999,
+        "weight_decay": 4e-5,
+        "batch_size": 32,
+    },
+}
+
+
+def preset(name: str) -> TrainConfig:
+    """The TrainConfig of a named recipe."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
+    return TrainConfig(**PRESETS[name])
