@@ -6,7 +6,7 @@ SCALE   ?= quick
 JOBS    ?= 2
 ARCHLAB := $(BIN)/archlab
 
-.PHONY: help venv test test-slow lint format flops bench clean-venv
+.PHONY: help venv test test-slow lint format flops bench study-principles clean-venv
 
 help:
 	@echo "make test | test-slow | lint | flops | bench | study-<name> [SCALE=full] [JOBS=N]"
@@ -38,6 +38,20 @@ format: venv
 
 flops: venv
 	$(ARCHLAB) report-flops --out reports/flops
+
+bench: venv
+	$(ARCHLAB) bench --out reports/bench
+
+# Studies: `make study-factorization [SCALE=full] [JOBS=2]` runs studies/factorization.yaml
+# (resuming where it stopped) and renders reports/factorization/.
+PRINCIPLES := principle1-bottleneck principle2-highdim principle3-reduction principle4-balance
+
+study-principles: venv
+	for s in $(PRINCIPLES); do $(ARCHLAB) study run studies/$$s.yaml --scale $(SCALE) --jobs $(JOBS) || exit 1; done
+	$(ARCHLAB) study report principles --scale $(SCALE)
+
+study-%: venv studies/%.yaml
+	$(ARCHLAB) study run studies/$*.yaml --scale $(SCALE) --jobs $(JOBS)
 
 clean-venv:
 	rm -rf $(VENV)

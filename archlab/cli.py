@@ -325,4 +325,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # ``python -m archlab.cli`` runs this file as __main__, a second copy of the module; other
+    # modules register their error types with ``archlab.cli``, so use that copy's main.
+    from archlab.cli import main as _main
+
+    sys.exit(_main())
