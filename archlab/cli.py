@@ -192,7 +192,14 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
     r = ssub.add_parser("run", parents=[dirs], help="run or resume a study, then report it")
     r.add_argument("file", help="study file (studies/NAME.yaml) or study name")
     r.add_argument("--jobs", type=int, default=1, help="local worker processes, one core set each")
-    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    r.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a base spec key, a recipe key or seeds (repeatable)",
+    )
     r.add_argument("--tune", default="", metavar="K1,K2", help="tune recipe keys per variant")
     r.add_argument("--trials", type=int, default=8, help="tuning trials per variant")
     r.add_argument("--reports", default="reports", metavar="DIR", help="reports root")

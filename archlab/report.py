@@ -173,7 +173,10 @@ def _to_html(doc: _Doc, title: str) -> str:
 
 
 def _write_doc(doc: _Doc, title: str, out_dir: Path) -> dict[str, Path]:
+    from archlab.study import pause_for_tests
+
     md = write_atomic(out_dir / "report.md", _to_markdown(doc, out_dir))
+    pause_for_tests("render")  # tests kill a study here: report.md new, report.html old
     page = write_atomic(out_dir / "report.html", _to_html(doc, title))
     return {"report.md": md, "report.html": page}
 

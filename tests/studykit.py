@@ -1,0 +1,227 @@
+"""Helpers of the reliability, bad-input, PostgreSQL and security tests: tiny studies, CLI runs."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+import torch
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial, TrialState
+
+from archlab.study import RUN_COLUMNS
+from archlab.study_spec import load_study, plan_cells
+
+#: ``python -m archlab.cli``: the module entry point, so its error handling is tested too
+ARCHLAB = [sys.executable, "-m", "archlab.cli"]
+TIMEOUT_S = 180  # no single CLI call of these tests comes near this, even on a busy machine
+
+# A quarter-width, half-depth net on 64 synthetic images: one epoch is two steps, well under a
+# second per run on one thread (two threads on a busy 2-core machine run 20x slower). The scale
+# keeps its SMOKE defaults otherwise (one epoch, no compile).
+TINY = """\
+name: {name}
+title: {title}
+description: {description}
+base: {{width_mult: 0.25, depth_mult: 0.5}}
+variants:
+  one_factor:
+{variants}
+scales:
+  smoke: {{seeds: {seeds}, dataset: "synthetic:64", val_size: 0, batch_size: 32, threads: 1}}
+"""
+CONV5 = "    - {conv5x5: 5x5}"
+# lr 1e6 with a constant schedule: weights overflow within two steps (onecycle would start the
+# lr at 1/25 of that and, on two steps, finish without diverging)
+DIVERGE = "    - {name: diverge, recipe: {lr: 1.0e+6, schedule: constant}}"
+
+
+def write_study(
+    folder: Path,
+    name: str,
+    *,
+    variants: tuple[str, ...] = (CONV5,),
+    seeds: int = 1,
+    title: str = "tiny",
+    description: str = "a tiny study for tests",
+) -> Path:
+    """A study file ``folder/NAME.yaml`` of the tiny net: baseline plus ``variants``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.yaml"
+    text = TINY.format(
+        name=name,
+        title=_quoted(title),
+        description=_quoted(description),
+        variants="\n".join(variants),
+        seeds=seeds,
+    )
+    path.write_text(text)
+    return path
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def one_torch_thread() -> Iterator[None]:
+    """Body of an autouse fixture: one torch thread while a test module runs in-process."""
+    # on a busy 2-core machine two OpenMP threads spin against each other: runs take 20x longer
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def planned_keys(path: Path, scale: str = "smoke") -> set[str]:
+    """Run keys of every planned cell of a study file."""
+    return {c.key for c in plan_cells(load_study(path), scale)}
+
+
+def env(**extra: str) -> dict[str, str]:
+    """The environment of a CLI subprocess: one torch thread (2-core CI), never download."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "ARCHLAB_NO_DOWNLOAD": "1", **extra}
+
+
+def run_cli(args: list[str], *, timeout: float = TIMEOUT_S, **extra: str) -> tuple[int, str, str]:
+    """``archlab ARGS`` as a subprocess: (exit code, stdout, stderr)."""
+    p = subprocess.run(
+        ARCHLAB + args, capture_output=True, text=True, timeout=timeout, env=env(**extra)
+    )
+    return p.returncode, p.stdout, p.stderr
+
+
+class Proc:
+    """A CLI subprocess whose stderr lines can be waited for; killed with its process group."""
+
+    def __init__(self, args: list[str], **extra: str) -> None:
+        self.p = subprocess.Popen(
+            ARCHLAB + args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env(**extra),
+            start_new_session=True,  # a group of its own: a kill takes spawned workers too
+        )
+        self.err_lines: list[str] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._out: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._pump, args=(self.p.stderr, True), daemon=True),
+            threading.Thread(target=self._pump, args=(self.p.stdout, False), daemon=True),
+        ]
+        for t in self._readers:
+            t.start()
+
+    def _pump(self, stream: Any, is_err: bool) -> None:
+        for line in stream:
+            if is_err:
+                self.err_lines.append(line)
+                self._lines.put(line)
+            else:
+                self._out.append(line)
+        if is_err:
+            self._lines.put(None)
+
+    def wait_line(self, text: str, count: int = 1, timeout: float = TIMEOUT_S) -> bool:
+        """Until the ``count``-th stderr line containing ``text``; False if the process ended."""
+        deadline, seen = time.monotonic() + timeout, 0
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise TimeoutError(f"no {text!r} line within {timeout} s") from None
+            if line is None:
+                return False
+            seen += text in line
+            if seen >= count:
+                return True
+
+    def kill(self) -> bool:
+        """SIGKILL the whole process group; False if it had already exited."""
+        if self.p.poll() is not None:
+            return False
+        os.killpg(self.p.pid, signal.SIGKILL)
+        return True
+
+    def finish(self, timeout: float = TIMEOUT_S) -> tuple[int, str, str]:
+        """Wait for the end: (exit code, stdout, stderr)."""
+        try:
+            rc = self.p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            self.p.wait()
+            raise
+        for t in self._readers:
+            t.join(timeout=10)
+        return rc, "".join(self._out), "".join(self.err_lines)
+
+
+def storage_of(url: str) -> BaseStorage:
+    """A plain optuna storage for inspection (no repair, no heartbeat: read what is there)."""
+    if "://" in url:
+        return RDBStorage(url)
+    return JournalStorage(JournalFileBackend(url))
+
+
+def trials(url: str, study_name: str) -> list[FrozenTrial]:
+    """Every trial of a study; [] when the storage or the study does not exist yet."""
+    if "://" not in url and not Path(url).exists():
+        return []
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        return optuna.load_study(study_name=study_name, storage=storage_of(url)).get_trials()
+    except KeyError:
+        return []
+
+
+def complete_by_key(ts: list[FrozenTrial]) -> dict[str, list[FrozenTrial]]:
+    """COMPLETE trials grouped by run key (duplicates pruned by the engine excluded)."""
+    out: dict[str, list[FrozenTrial]] = {}
+    for t in ts:
+        if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs:
+            out.setdefault(t.user_attrs["key"], []).append(t)
+    return out
+
+
+def assert_each_once(ts: list[FrozenTrial], keys: set[str]) -> None:
+    """Every planned key has exactly one COMPLETE trial, and nothing else completed."""
+    done = complete_by_key(ts)
+    twice = {k: len(v) for k, v in done.items() if len(v) != 1}
+    assert not twice, f"runs finished more than once: {twice}"
+    assert set(done) == keys, f"missing {keys - set(done)}, unplanned {set(done) - keys}"
+
+
+def check_runs_csv(path: Path, keys: set[str], *, complete: bool) -> pd.DataFrame:
+    """runs.csv parses, has the run columns, one row per run key; all planned if ``complete``."""
+    runs = pd.read_csv(path)
+    assert list(runs.columns) == RUN_COLUMNS
+    assert runs["run_key"].is_unique, runs["run_key"].value_counts()
+    assert set(runs["run_key"]) <= keys
+    assert set(runs["status"]) <= {"complete", "diverged", "failed"}
+    if complete:
+        assert len(runs) == len(keys) and set(runs["run_key"]) == keys
+        assert set(runs["status"]) <= {"complete", "diverged"}
+    return runs
+
+
+def tree(root: Path) -> dict[str, tuple[int, int]]:
+    """Every path under ``root`` with (size, mtime_ns): equal snapshots = nothing changed."""
+    if not root.exists():
+        return {}
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+    }

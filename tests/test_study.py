@@ -1,0 +1,249 @@
+"""The study engine: optuna trials, resume, dedup across workers, status, tables, reports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+
+import archlab.train
+from archlab.cli import main
+from archlab.config import TrainConfig
+from archlab.parallel import run_workers, usable_cores
+from archlab.study import (
+    CURVE_COLUMNS,
+    RUN_COLUMNS,
+    _cell_attrs,
+    _connect,
+    _enqueue,
+    mask_url,
+    open_storage,
+    run_study,
+    study_report,
+    study_status,
+    work,
+)
+from archlab.study_spec import StudyFileError, load_study, plan_cells, run_key
+from archlab.variants import ArchSpec
+
+STUDIES = sorted(Path(__file__).resolve().parents[1].joinpath("studies").glob("*.yaml"))
+TINY = """
+name: tiny
+claims: [conv5x5_cost]
+variants:
+  one_factor:
+    - {conv5x5: 5x5}
+scales:
+  smoke: {seeds: 2}
+"""
+
+
+def tiny(tmp_path: Path, text: str = TINY) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(text)
+    return path
+
+
+def dirs(tmp_path: Path) -> dict[str, Path]:
+    return {"results_dir": tmp_path / "results", "reports_dir": tmp_path / "reports"}
+
+
+def trials_of(tmp_path: Path, name: str = "tiny-smoke") -> list[optuna.trial.FrozenTrial]:
+    url = str(tmp_path / "results" / "tiny" / "journal.log")
+    return optuna.load_study(study_name=name, storage=open_storage(url)).get_trials()
+
+
+class CountingTrain:
+    """Stands in for archlab.train.train: records each run's key, can interrupt after N runs."""
+
+    def __init__(self, real: Callable[..., Any]) -> None:
+        self.real, self.keys, self.stop_after = real, [], None
+
+    def __call__(self, spec: ArchSpec, config: TrainConfig, **kw: Any) -> Any:
+        if self.stop_after is not None and len(self.keys) >= self.stop_after:
+            raise KeyboardInterrupt  # as if the user pressed Ctrl-C during this run
+        self.keys.append(run_key(kw["model"], spec, config, "smoke"))
+        return self.real(spec, config, **kw)
+
+
+@pytest.fixture
+def counting_train(monkeypatch: pytest.MonkeyPatch) -> CountingTrain:
+    counter = CountingTrain(archlab.train.train)
+    monkeypatch.setattr(archlab.train, "train", counter)
+    return counter
+
+
+def test_interrupted_study_resumes_without_recomputing(
+    tmp_path: Path, counting_train: CountingTrain
+) -> None:
+    path = tiny(tmp_path)
+    counting_train.stop_after = 2
+    with pytest.raises(KeyboardInterrupt):
+        run_study(path, scale="smoke", render=False, **dirs(tmp_path))
+    first = list(counting_train.keys)
+    assert len(first) == 2
+    status = study_status("tiny", results_dir=tmp_path / "results")["smoke"]
+    assert status == {
+        "total": 4,
+        "done": 2,
+        "diverged": 0,
+        "running": 0,
+        "waiting": 1,
+        "failed": 1,  # the interrupted run: failed now, retried next time
+        "remaining": 2,
+    }
+    done_before = {t.number for t in trials_of(tmp_path) if t.state == TrialState.COMPLETE}
+
+    counting_train.keys.clear()
+    counting_train.stop_after = None
+    outcome = run_study(path, scale="smoke", render=False, **dirs(tmp_path))
+    assert outcome.ok and outcome.counts["done"] == 4
+    assert len(counting_train.keys) == 2 and not set(counting_train.keys) & set(first)
+    trials = trials_of(tmp_path)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert done_before <= {t.number for t in complete}  # earlier results kept, not redone
+    assert len({t.user_attrs["key"] for t in complete}) == len(complete) == 4
+
+    runs = pd.read_csv(tmp_path / "results" / "tiny" / "runs.csv")
+    assert list(runs.columns) == RUN_COLUMNS and len(runs) == 4
+    assert not runs.duplicated(["variant", "seed"]).any()
+    assert set(runs["status"]) == {"complete"} and runs["run_key"].is_unique
+    assert runs["test_top1"].notna().all() and (runs["macs"] > 0).all()
+    curves = pd.read_csv(tmp_path / "results" / "tiny" / "curves.csv")
+    assert list(curves.columns) == CURVE_COLUMNS and set(curves["run_key"]) == set(runs["run_key"])
+
+    counting_train.keys.clear()
+    run_study(path, scale="smoke", render=False, **dirs(tmp_path))
+    assert counting_train.keys == []  # a finished study trains nothing
+
+
+def test_killed_worker_leaves_a_stale_trial_that_is_rerun(tmp_path: Path) -> None:
+    path = tiny(tmp_path, TINY.replace("seeds: 2", "seeds: 1"))
+    cmd = [sys.executable, "-m", "archlab.cli", "study", "run", str(path), "--scale", "smoke"]
+    cmd += ["--no-report", "--results", str(tmp_path / "results")]
+    env = {**os.environ, "ARCHLAB_TEST_PAUSE": "train:60"}  # hold the first run mid-training
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    try:
+        for line in proc.stderr:  # type: ignore[union-attr]
+            if b"test pause at train" in line:
+                break
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)  # no chance to mark its trial failed
+        proc.wait()
+    killed = [t for t in trials_of(tmp_path) if t.state == TrialState.RUNNING]
+    assert len(killed) == 1 and killed[0].user_attrs["owner"]["pid"] == proc.pid
+
+    outcome = run_study(path, scale="smoke", render=False, **dirs(tmp_path))
+    assert outcome.ok
+    trials = {t.number: t for t in trials_of(tmp_path)}
+    assert trials[killed[0].number].state == TrialState.FAIL
+    complete = [t for t in trials.values() if t.state == TrialState.COMPLETE]
+    keys = sorted(c.key for c in plan_cells(load_study(path), "smoke"))
+    assert sorted(t.user_attrs["key"] for t in complete) == keys
+
+
+@pytest.mark.skipif(len(usable_cores()) < 2, reason="needs 2 cores")
+def test_two_workers_share_one_queue_without_duplicate_runs(tmp_path: Path) -> None:
+    cells = plan_cells(load_study(tiny(tmp_path)), "smoke")
+    url, name = str(tmp_path / "journal.log"), "tiny-smoke"
+    study, _ = _connect(url, name, directions=["maximize"])
+    assert len(_enqueue(study, cells)) == 4
+    assert _enqueue(study, cells) == [c.key for c in cells]  # a second plan enqueues nothing
+    for c in cells:  # ... but two machines planning at the same instant can both enqueue
+        study.enqueue_trial({}, user_attrs=_cell_attrs(c.model, c.spec, c.config, "smoke", "x"))
+
+    assert run_workers(2, work, {"url": url, "study_name": name}) == [0, 0]
+    trials = study.get_trials()
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert sorted(t.user_attrs["key"] for t in complete) == sorted(c.key for c in cells)
+    assert len(pruned) == 4 and all("duplicate_of" in t.user_attrs for t in pruned)
+    assert len(trials) == 8
+
+
+def test_rdb_storage_runs_and_password_never_shows(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    path = tiny(tmp_path, TINY.replace("seeds: 2", "seeds: 1"))
+    outcome = run_study(path, scale="smoke", storage=url, render=False, **dirs(tmp_path))
+    assert outcome.ok and outcome.total == 2
+    assert study_status("tiny", storage=url)["smoke"]["done"] == 2
+
+    secret = "postgresql://alice:hunter2@127.0.0.1:1/archlab"
+    assert mask_url(secret) == "postgresql://alice:***@127.0.0.1:1/archlab"
+    with pytest.raises(StudyFileError) as err:
+        open_storage(secret)
+    assert "hunter2" not in str(err.value) and "alice:***@" in str(err.value)
+
+
+def test_tuned_recipe_values_are_used_and_recorded(tmp_path: Path) -> None:
+    path = tiny(tmp_path, TINY.replace("seeds: 2", "seeds: 1"))
+    run_study(path, scale="smoke", tune=["lr"], tune_trials=2, render=False, **dirs(tmp_path))
+    runs = pd.read_csv(tmp_path / "results" / "tiny" / "runs.csv")
+    url = str(tmp_path / "results" / "tiny" / "journal.log")
+    for variant, lr in zip(runs["variant"], runs["lr"], strict=True):
+        tuned = optuna.load_study(
+            study_name=f"tiny-smoke-tune-{variant}", storage=open_storage(url)
+        )
+        assert lr == pytest.approx(tuned.best_params["lr"])
+        assert len(tuned.get_trials(states=(TrialState.COMPLETE,))) >= 2
+
+
+def test_status_and_report_commands(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = tiny(tmp_path, TINY.replace("seeds: 2", "seeds: 1"))
+    results, reports = str(tmp_path / "results"), str(tmp_path / "reports")
+    assert main(["study", "run", str(path), "--scale", "smoke", "--results", results,
+                 "--reports", reports]) == 0  # fmt: skip
+    assert "tiny [smoke]: 2/2 runs done" in capsys.readouterr().out
+    assert main(["study", "status", str(path), "--results", results]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == [
+        "scale", "total", "done", "diverged", "running", "waiting", "failed", "remaining"
+    ]  # fmt: skip
+    assert lines[1].split() == ["smoke", "2", "2", "0", "0", "0", "0", "0"]
+    (tmp_path / "reports" / "tiny" / "report.md").unlink()
+    files = study_report("tiny", results_dir=results, reports_dir=reports)
+    assert files["report.md"].exists() and files["report.html"].exists()
+    assert main(["study", "status", "nope", "--results", results]) == 2
+
+
+# --- every study file, at the smoke scale -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def smoke_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return dirs(tmp_path_factory.mktemp("smoke"))
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=[p.stem for p in STUDIES])
+def test_every_study_file_runs_at_smoke_scale(path: Path, smoke_dirs: dict[str, Path]) -> None:
+    outcome = run_study(path, scale="smoke", **smoke_dirs)
+    assert outcome.ok, outcome
+    runs = pd.read_csv(outcome.files["runs.csv"])
+    assert len(runs) == outcome.total and set(runs["status"]) <= {"complete", "diverged"}
+    assert (runs["variant"] == "baseline").sum() == runs["seed"].nunique()
+    assert outcome.files["report.html"].exists()
+    kind = load_study(path).kind
+    if kind == "principle1":
+        assert runs["min_repr"].between(0, 1, inclusive="right").all()
+    if kind in ("principle2", "principle4"):
+        assert len(pd.read_csv(outcome.files["curves.csv"])) >= len(runs)
+
+
+def test_principles_page_gathers_the_principle_studies(smoke_dirs: dict[str, Path]) -> None:
+    files = study_report(
+        "principles",
+        scale="smoke",
+        results_dir=smoke_dirs["results_dir"],
+        reports_dir=smoke_dirs["reports_dir"],
+    )
+    text = files["report.md"].read_text()
+    assert all(f"Principle {n}" in text for n in (1, 2, 3, 4))
