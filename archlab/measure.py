@@ -188,6 +188,7 @@ def complexity(
     return measure_model(model, input_size, in_chans)
 
 
+@functools.lru_cache(maxsize=4096)
 def fast_macs(
     model_name: str,
     spec: ArchSpec,
@@ -238,7 +239,7 @@ def solve_width(
         err = abs(m - budget_macs) / budget_macs
         if err < best_err:
             best_w, best_err = mid, err
-        if err <= tol / 4:
+        if err <= tol / 4 or hi - lo < 1e-4:  # close enough, or rounding stops any progress
             break
         lo, hi = (mid, hi) if m < budget_macs else (lo, mid)
     if best_err > tol:
