@@ -69,6 +69,7 @@ class Claim:
     margin: float = 0.0  # points of top-1, for no_worse / not_better / close
     early: float | None = None  # judge the curves at this fraction of training instead
     final_expected: str = ""  # with ``early``: expectation for the final difference too
+    n: int | None = None  # the kernel size n the claim is about (conv_nxn); None = any
 
     @property
     def paper(self) -> str:
@@ -137,6 +138,7 @@ CLAIMS: dict[str, Claim] = {
             option="1xn_nx1",
             reference="nxn",
             expected=Fraction(2, 3),
+            n=3,
         ),
         Claim(
             id="nxn7_cost",
@@ -148,6 +150,7 @@ CLAIMS: dict[str, Claim] = {
             option="1xn_nx1",
             reference="nxn",
             expected=Fraction(2, 7),
+            n=7,
         ),
         Claim(
             id="2x2_cost",
@@ -159,6 +162,7 @@ CLAIMS: dict[str, Claim] = {
             option="2x2x2",
             reference="nxn",
             expected=Fraction(8, 9),
+            n=3,
         ),
         Claim(
             id="nxn_acc",
@@ -437,6 +441,10 @@ def orientation(claim: Claim, row: Mapping[str, object], runs: pd.DataFrame) -> 
             runs, base, other
         ):
             return 0  # confounded: a second design choice differs too
+    if claim.n is not None and any(
+        spec_value(runs, x, "n") not in (None, str(claim.n)) for x in (variant, base)
+    ):
+        return 0  # a claim about one kernel size says nothing about another
     if _matches(claim.option, v) and _matches(claim.reference, b):
         return 1
     if _matches(claim.option, b) and _matches(claim.reference, v):

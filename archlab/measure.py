@@ -292,3 +292,37 @@ def flops_report(
         "min_repr": c.min_repr,
         "by_stage": c.by_stage,
     }
+
+
+def _fvcore_conv_macs(module: nn.Module, x: torch.Tensor) -> int:
+    flops, _ = fvcore_counts(module.eval(), x)
+    return int(sum(c for op, c in flops.by_operator().items() if op in CONV_LINEAR_OPS))
+
+
+@functools.lru_cache(maxsize=1)
+def measured_block_ratios(channels: int = 16, grid: int = 14) -> dict[str, float]:
+    """The paper's block-level cost ratios, counted by fvcore on archlab's registered blocks."""
+    from archlab.blocks.modules import Ctx
+    from archlab.blocks.reduce import ReductionPlan
+    from archlab.variants import CONV5X5, CONV_NXN, GRID_REDUCTION
+
+    c = channels
+    x = torch.zeros(1, c, grid, grid)
+    relu = nn.ReLU
+
+    def block(option: Any, n: int) -> int:
+        return _fvcore_conv_macs(nn.Sequential(*option.layers(c, c, c, n, act=relu())), x)
+
+    ctx = Ctx.from_spec(ArchSpec())
+    plan = ReductionPlan("B", {"b3": c, "dbl_red": c, "dbl": c}, 1.0, valid=False)
+    red = {
+        k: _fvcore_conv_macs(GRID_REDUCTION.get(k)(c, plan, ctx), x) for k in GRID_REDUCTION.names()
+    }
+    single = CONV_NXN.get("nxn")
+    return {
+        "conv5x5_cost": block(CONV5X5.get("3x3x2"), 5) / block(CONV5X5.get("5x5"), 5),
+        "nxn_cost": block(CONV_NXN.get("1xn_nx1"), 3) / block(single, 3),
+        "nxn7_cost": block(CONV_NXN.get("1xn_nx1"), 7) / block(single, 7),
+        "2x2_cost": block(CONV_NXN.get("2x2x2"), 3) / block(single, 3),
+        "grid_cost": red["conv_pool"] / red["pool_conv"],
+    }
