@@ -2,6 +2,8 @@
 
 import json
 import math
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -449,3 +451,17 @@ def test_cli_train_returns_1_when_diverged(capsys: pytest.CaptureFixture) -> Non
     argv = [*CLI_QUICK, "--quiet", "--recipe", "lr=1e6", "--recipe", "schedule=constant"]
     assert main([*argv, "--set", "depth_mult=0.5", "--epochs", "2"]) == 1
     assert "status     diverged" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(
+    not Path("/usr/share/datasets/fashion-mnist").is_dir() and "ARCHLAB_DATA" not in os.environ,
+    reason="real Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)",
+)
+def test_short_run_on_real_fashion_mnist_beats_70_percent() -> None:
+    """A short run on the real data learns: the whole pipeline, not just synthetic patterns."""
+    config = TrainConfig(
+        dataset="fashion-mnist", train_subset=6000, epochs=1, batch_size=64, lr=0.1, seed=0
+    )
+    result = train(ArchSpec(width_mult=0.5), config, progress=False)
+    assert result.status == "complete"
+    assert result.final["test_top1"] > 70.0, result.final
