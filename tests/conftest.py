@@ -11,6 +11,17 @@ import pytest
 os.environ.setdefault("ARCHLAB_NO_DOWNLOAD", "1")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread() -> Iterator[None]:
+    """One torch thread: tiny nets gain nothing from more, and OpenMP on busy cores collapses."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """URL of a throwaway PostgreSQL server; skipped where none starts, except in CI."""

@@ -1,7 +1,6 @@
 """Blocks: every registered factorization, stem, grid reduction and module, against fvcore and
 FlopCounterMode, and the paper's exact cost ratios."""
 
-from collections.abc import Iterator
 from fractions import Fraction
 
 import pytest
@@ -25,18 +24,6 @@ from archlab.variants import (
     STEM,
     ArchSpec,
 )
-
-# fvcore's first trace touches torch.jit.script, which torch 2.13 deprecates
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # tiny convs gain nothing from threads, and OpenMP threads on busy cores are much slower
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _n_values(axis: str, option: str) -> list[int]:

@@ -4,29 +4,15 @@ import csv
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from archlab import flops_report
 from archlab.cli import main
 from archlab.flops_report import one_axis_variants
 from archlab.plots import PNG_SIGNATURE
 from archlab.variants import AXES, KNOBS, variant_table
-
-# fvcore's first trace touches torch.jit.script, which torch 2.13 deprecates
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # counting gains nothing from threads, and OpenMP threads on busy cores are much slower
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -2,7 +2,6 @@
 every registered option, golden complexity numbers, iso-MAC width solving, representation sizes."""
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,18 +24,6 @@ from tests.data.make_golden import complexity_cases
 
 GOLDEN = Path(__file__).parent / "data" / "complexity_golden.json"
 REGENERATE = "python tests/data/make_golden.py complexity"
-
-# fvcore's first trace touches torch.jit.script, which torch 2.13 deprecates
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # counting gains nothing from threads, and OpenMP threads on busy cores are much slower
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
