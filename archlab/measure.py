@@ -56,18 +56,24 @@ def conv_linear_macs(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
 
         return fn
 
-    handles = [
-        m.register_forward_hook(hook(n))
-        for n, m in model.named_modules()
-        if isinstance(m, nn.Conv2d | nn.Linear)
+    layers = [
+        (m, hook(n)) for n, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)
     ]
+    _forward_with_hooks(model, x, layers)
+    return counts
+
+
+def _forward_with_hooks(
+    model: nn.Module, x: torch.Tensor, hooks: list[tuple[nn.Module, Any]]
+) -> None:
+    """One no-grad forward with temporary forward hooks (removed even if it fails)."""
+    handles = [m.register_forward_hook(fn) for m, fn in hooks]
     try:
         with torch.no_grad():
             model(x)
     finally:
         for h in handles:
             h.remove()
-    return counts
 
 
 def flop_counter_macs(model: nn.Module, x: torch.Tensor) -> int:
@@ -99,7 +105,7 @@ def representation_sizes(model: Inception, x: torch.Tensor) -> dict[str, int]:
     produce the same tensor (3x3x3 and 7x7) then give the same ``min_repr``.
     """
     sizes: dict[str, int] = {}
-    handles = []
+    hooks: list[tuple[nn.Module, Any]] = []
 
     def record(name: str):  # noqa: ANN202
         def fn(m: nn.Module, inp: Any, out: torch.Tensor) -> None:
@@ -116,15 +122,9 @@ def representation_sizes(model: Inception, x: torch.Tensor) -> dict[str, int]:
             if isinstance(m, BranchConcat) and len(m._plan) == 1:
                 for step in m._plan[0]:
                     if isinstance(step, str):
-                        h = m.get_submodule(step).register_forward_hook(record(f"{name}.{step}"))
-                        handles.append(h)
-            handles.append(m.register_forward_hook(record(name)))
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
+                        hooks.append((m.get_submodule(step), record(f"{name}.{step}")))
+            hooks.append((m, record(name)))
+    _forward_with_hooks(model, x, hooks)
     return sizes
 
 

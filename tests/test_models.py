@@ -1,7 +1,6 @@
 """Models: every option of every axis builds, runs, trains; knobs move costs; torchvision parity."""
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,15 +14,6 @@ from archlab.variants import AXES, ArchSpec, SpecError
 DATA = Path(__file__).parent / "data"
 OPTIONS = [(axis, e.name) for axis, reg in AXES.items() for e in reg]
 OPTION_IDS = [f"{a}={o}" for a, o in OPTIONS]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # small forwards gain nothing from threads, and OpenMP threads on busy cores are much slower
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def one_axis(model: str, axis: str, option: str) -> ArchSpec:
