@@ -6,10 +6,10 @@ SCALE   ?= quick
 JOBS    ?= 2
 ARCHLAB := $(BIN)/archlab
 
-.PHONY: help venv test test-slow lint format flops bench study-principles clean-venv
+.PHONY: help venv test test-slow lint format flops bench recipes study-principles clean-venv
 
 help:
-	@echo "make test | test-slow | lint | flops | bench | study-<name> [SCALE=full] [JOBS=N]"
+	@echo "make test | test-slow | lint | flops | bench | recipes | study-<name> [SCALE=full] [JOBS=N]"
 
 # The stamp depends on pyproject so a changed dependency list reinstalls.
 $(VENV)/.stamp: pyproject.toml
@@ -41,6 +41,10 @@ flops: venv
 
 bench: venv
 	$(ARCHLAB) bench --out reports/bench
+
+# The quick and full training recipes over 3 seeds (stored runs are kept) -> reports/recipes/
+recipes: venv
+	$(ARCHLAB) recipes --jobs $(JOBS)
 
 # Studies: `make study-factorization [SCALE=full] [JOBS=2]` runs studies/factorization.yaml
 # (resuming where it stopped) and renders reports/factorization/.

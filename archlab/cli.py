@@ -299,6 +299,61 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0  # falling short of a target is a finding, reported above, not a failed command
 
 
+def _add_recipes(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "recipes", help="measure the training presets over seeds (mean, 95%% CI, time)"
+    )
+    p.add_argument(
+        "--preset",
+        dest="presets",
+        action="append",
+        metavar="NAME",
+        help="recipe to measure (repeatable; default: quick and full)",
+    )
+    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
+    p.add_argument("--jobs", type=int, default=1, help="runs side by side, one core set each")
+    p.add_argument(
+        "--recipe",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a TrainConfig field of every preset (reported as such)",
+    )
+    p.add_argument("--results", default="results/recipes", metavar="DIR", help="run JSON files")
+    p.add_argument("--out", default="reports/recipes", metavar="DIR", help="report folder")
+    p.add_argument("--report-only", action="store_true", help="render from stored runs only")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=_cmd_recipes)
+
+
+def _cmd_recipes(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from archlab.config import TrainConfig
+    from archlab.recipes import render, run_recipes
+    from archlab.train import config_from_overrides
+
+    presets = args.presets or ["quick", "full"]
+    overrides = {}
+    for item in args.recipe:  # one at a time: an override equal to a default must still count
+        key = item.partition("=")[0].strip()
+        overrides[key] = getattr(config_from_overrides(TrainConfig(), [item]), key)
+    results, out = Path(args.results), Path(args.out)
+    if not args.report_only:
+        ran = run_recipes(
+            presets,
+            args.seeds,
+            results,
+            jobs=args.jobs,
+            overrides=overrides,
+            progress=not args.quiet,
+        )
+        print(f"trained {len(ran)} run(s); the others were already stored in {results}")
+    paths = render(presets, args.seeds, results, out, overrides)
+    print(f"wrote {paths['report.md']}, {paths['report.html']} and {paths['runs.csv']}")
+    return 0
+
+
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_variants,
     _add_flops,
@@ -306,6 +361,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_train,
     _add_study,
     _add_bench,
+    _add_recipes,
 ]
 
 

@@ -103,6 +103,18 @@ def run_cli(args: list[str], *, timeout: float = TIMEOUT_S, **extra: str) -> tup
     return p.returncode, p.stdout, p.stderr
 
 
+def run_main(capsys: Any, *argv: str) -> tuple[int, str, str]:
+    """``archlab ARGV`` in this process (pytest's capsys): (exit code, stdout, stderr)."""
+    from archlab.cli import main
+
+    try:
+        rc = main(list(argv))
+    except SystemExit as e:  # argparse errors
+        rc = int(e.code or 0)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
 class Proc:
     """A CLI subprocess whose stderr lines can be waited for; killed with its process group."""
 

@@ -9,24 +9,14 @@ from pathlib import Path
 import pytest
 
 from archlab import flops_report
-from archlab.cli import main
 from archlab.flops_report import one_axis_variants
 from archlab.plots import PNG_SIGNATURE
 from archlab.variants import AXES, KNOBS, variant_table
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Run ``archlab argv`` in-process: (exit code, stdout, stderr)."""
-    try:
-        rc = main(list(argv))
-    except SystemExit as e:  # argparse errors
-        rc = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return rc, out, err
+from tests.studykit import run_main
 
 
 def test_variants_lists_every_axis_option_and_knob(capsys: pytest.CaptureFixture[str]) -> None:
-    rc, out, err = run(capsys, "variants")
+    rc, out, err = run_main(capsys, "variants")
     assert rc == 0 and err == ""
     lines = out.splitlines()
     for axis, reg in AXES.items():
@@ -41,7 +31,7 @@ def test_variants_lists_every_axis_option_and_knob(capsys: pytest.CaptureFixture
 
 
 def test_variants_json(capsys: pytest.CaptureFixture[str]) -> None:
-    rc, out, _ = run(capsys, "variants", "--json")
+    rc, out, _ = run_main(capsys, "variants", "--json")
     data = json.loads(out)
     assert rc == 0
     assert data["options"] == variant_table()
@@ -49,7 +39,7 @@ def test_variants_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_flops_json_torchvision(capsys: pytest.CaptureFixture[str]) -> None:
-    rc, out, err = run(capsys, "flops", "--model", "inception_v3_tv", "--json")
+    rc, out, err = run_main(capsys, "flops", "--model", "inception_v3_tv", "--json")
     assert rc == 0 and err == ""
     rep = json.loads(out)
     assert rep["model"] == "inception_v3_tv"
@@ -74,7 +64,7 @@ def test_flops_json_torchvision(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_flops_text_with_overrides(capsys: pytest.CaptureFixture[str]) -> None:
-    rc, out, _ = run(capsys, "flops", "--set", "conv_nxn=2x2x2", "--set", "n=3")
+    rc, out, _ = run_main(capsys, "flops", "--set", "conv_nxn=2x2x2", "--set", "n=3")
     assert rc == 0
     assert out.startswith("model inception_mini  input 1x28x28")
     assert "1 MAC = 1 multiply-add" in out and "fvcore calls these flops" in out
@@ -103,7 +93,7 @@ def test_flops_text_with_overrides(capsys: pytest.CaptureFixture[str]) -> None:
 def test_bad_flops_input_exits_2_with_one_line(
     capsys: pytest.CaptureFixture[str], argv: list[str], fragments: list[str]
 ) -> None:
-    rc, out, err = run(capsys, "flops", *argv)
+    rc, out, err = run_main(capsys, "flops", *argv)
     assert rc == 2
     assert out == ""
     lines = err.splitlines()
@@ -185,7 +175,7 @@ def test_report_flops_mini(
     monkeypatch.setattr(flops_report, "REPORT_MODELS", tuple(mini))
     monkeypatch.setattr(flops_report, "reference_row", _fake_reference)
     out_dir = tmp_path / "new" / "flops"  # a folder that does not exist yet
-    rc, out, err = run(capsys, "report-flops", "--out", str(out_dir))
+    rc, out, err = run_main(capsys, "report-flops", "--out", str(out_dir))
     assert rc == 0 and err == ""
     assert str(out_dir / "flops.md") in out
     rows = _check_report(out_dir, ["inception_mini"])
@@ -194,6 +184,6 @@ def test_report_flops_mini(
 
 @pytest.mark.slow
 def test_report_flops_full(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    rc, out, err = run(capsys, "report-flops", "--out", str(tmp_path))
+    rc, out, err = run_main(capsys, "report-flops", "--out", str(tmp_path))
     assert rc == 0 and err == ""
     _check_report(tmp_path, [m for m, _, _ in flops_report.REPORT_MODELS])

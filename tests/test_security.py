@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 
 import archlab
-from archlab.cli import main
 from archlab.study import run_study
 from tests.pgserver import PASSWORD
-from tests.studykit import CONV5, one_torch_thread, run_cli, tree, write_study
+from tests.studykit import CONV5, one_torch_thread, run_cli, run_main, tree, write_study
 
 PACKAGE = Path(archlab.__file__).resolve().parent
 SOURCES = sorted(PACKAGE.rglob("*.py"))
@@ -25,15 +24,6 @@ XSS = "<script>alert(1)</script>"
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread() -> Iterator[None]:
     yield from one_torch_thread()
-
-
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        rc = main(list(argv))
-    except SystemExit as e:
-        rc = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 # --- study files are data ------------------------------------------------------------------------
@@ -54,7 +44,7 @@ def test_python_yaml_tags_are_refused_and_never_run(
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.yaml"
     path.write_text(text.format(marker=marker))
-    rc, out, err = _run(capsys, "study", "run", str(path), "--results", str(tmp_path / "r"))
+    rc, out, err = run_main(capsys, "study", "run", str(path), "--results", str(tmp_path / "r"))
     assert rc == 2 and out == "" and len(err.splitlines()) == 1, err
     assert "invalid YAML" in err and "could not determine a constructor" in err
     assert not marker.exists() and not (tmp_path / "r").exists()
@@ -83,7 +73,7 @@ def test_only_registered_names_are_accepted(
     path = write_study(tmp_path, "named")
     if edit:
         path.write_text(path.read_text().replace(*edit))
-    rc, _, err = _run(capsys, "study", "run", str(path), "--scale", "smoke", "--results",
+    rc, _, err = run_main(capsys, "study", "run", str(path), "--scale", "smoke", "--results",
                       str(tmp_path / "r"), *args)  # fmt: skip
     assert rc == 2 and expect in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "r").exists()
@@ -101,7 +91,7 @@ def test_cifar_pickles_cannot_run_code(tmp_path: Path, capsys: pytest.CaptureFix
     for stem in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         (data / stem).write_bytes(pickle.dumps({b"data": Evil(), b"labels": []}, protocol=2))
     path = write_study(tmp_path, "pickled")
-    rc, _, err = _run(capsys, "study", "run", str(path), "--scale", "smoke", "--results",
+    rc, _, err = run_main(capsys, "study", "run", str(path), "--scale", "smoke", "--results",
                       str(tmp_path / "r"), "--set", f"dataset=cifar10:{data}")  # fmt: skip
     assert rc == 2 and len(err.splitlines()) == 1, err
     assert "data_batch_1: not a CIFAR-10 python batch: refusing to load global" in err
@@ -222,7 +212,7 @@ def test_storage_password_never_shows_in_output_results_or_reports(
         assert rc == 0, err
         logs += [out, err]
     wrong = postgres_url.replace(PASSWORD, "wr0ng-pw")
-    rc, out, err = _run(capsys, "study", "status", str(path), "--storage", wrong)
+    rc, out, err = run_main(capsys, "study", "status", str(path), "--storage", wrong)
     assert rc == 2 and "password authentication failed" in err
     logs += [out, err]
 
