@@ -27,6 +27,7 @@ __all__ = [
     "TARGETS",
     "RecipeError",
     "Task",
+    "curves",
     "load_run",
     "pending",
     "recipe_config",
@@ -212,35 +213,58 @@ def run_recipes(
     return todo
 
 
+def _stored(
+    presets: list[str], seeds: int, results: Path, overrides: dict[str, Any] | None
+) -> list[tuple[str, int, dict[str, Any]]]:
+    """(preset, seed, run) of every finished stored run, in preset then seed order."""
+    out = []
+    for p in presets:
+        for s in range(seeds):
+            run = load_run(result_path(results, p, s), p, s, overrides)
+            if run is not None:
+                out.append((p, s, run))
+    return out
+
+
 def table(
     presets: list[str], seeds: int, results: Path, overrides: dict[str, Any] | None = None
 ) -> pd.DataFrame:
     """One row per stored finished run: preset, seed, status, test metrics, speed, wall time."""
     rows = []
-    for p in presets:
-        for s in range(seeds):
-            run = load_run(result_path(results, p, s), p, s, overrides)
-            if run is None:
-                continue
-            f, ctx = run["final"], run.get("run_context", {})
-            rows.append(
-                {
-                    "preset": p,
-                    "seed": s,
-                    "status": run["status"],
-                    "test_top1": f.get("test_top1", math.nan),
-                    "test_top5": f.get("test_top5", math.nan),
-                    "test_nll": f.get("test_nll", math.nan),
-                    "test_ece": f.get("test_ece", math.nan),
-                    "images_per_s": f.get("images_per_s", math.nan),
-                    "train_time_s": f.get("train_time_s", math.nan),
-                    "wall_time_s": run.get("wall_time_s", math.nan),
-                    "jobs": ctx.get("jobs", math.nan),
-                    "macs": run.get("macs", 0),
-                    "params": run.get("params", 0),
-                }
-            )
+    for p, s, run in _stored(presets, seeds, results, overrides):
+        f, ctx = run["final"], run.get("run_context", {})
+        rows.append(
+            {
+                "preset": p,
+                "seed": s,
+                "status": run["status"],
+                "test_top1": f.get("test_top1", math.nan),
+                "test_top5": f.get("test_top5", math.nan),
+                "test_nll": f.get("test_nll", math.nan),
+                "test_ece": f.get("test_ece", math.nan),
+                "images_per_s": f.get("images_per_s", math.nan),
+                "train_time_s": f.get("train_time_s", math.nan),
+                "wall_time_s": run.get("wall_time_s", math.nan),
+                "jobs": ctx.get("jobs", math.nan),
+                "macs": run.get("macs", 0),
+                "params": run.get("params", 0),
+            }
+        )
     return pd.DataFrame(rows)
+
+
+def curves(
+    presets: list[str], seeds: int, results: Path, overrides: dict[str, Any] | None = None
+) -> pd.DataFrame:
+    """One row per stored run and evaluated epoch: train loss/top-1 and test top-1."""
+    keys = ("epoch", "train_loss", "train_top1", "test_top1")
+    rows = [
+        {"variant": p, "seed": s, **{k: h.get(k, math.nan) for k in keys}}
+        for p, s, run in _stored(presets, seeds, results, overrides)
+        for h in run.get("history", [])
+        if isinstance(h, dict)
+    ]
+    return pd.DataFrame(rows, columns=["variant", "seed", *keys])
 
 
 def _summary(
@@ -303,8 +327,8 @@ def render(
     out: Path,
     overrides: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
-    """Write reports/recipes/: report.md, report.html and runs.csv from the stored runs."""
-    from archlab.plots import write_atomic
+    """Write reports/recipes/: report.md/.html, runs.csv, curves.csv (+ curves.png) from runs."""
+    from archlab.plots import plot_learning_curves, write_atomic
     from archlab.report import _Doc, _num, _write_doc
 
     _check_args(presets, seeds)
@@ -348,6 +372,13 @@ def render(
         )
     else:
         doc.add("p", "No complete run is stored yet.")
+    curve = curves(presets, seeds, results, overrides)
+    if curve.groupby("variant")["epoch"].nunique().max() > 1:  # a curve needs two points
+        caption = f"inception_mini, {seeds} seeds; one line per recipe (x: epochs of that recipe)"
+        png = plot_learning_curves(curve, out / "curves.png", caption=caption)
+        doc.add("h2", "Learning curves")
+        doc.add("img", png, "test top-1 per epoch, mean and 95% CI over seeds")
     paths = _write_doc(doc, "archlab recipes", out)
     paths["runs.csv"] = write_atomic(out / "runs.csv", df.to_csv(index=False))
+    paths["curves.csv"] = write_atomic(out / "curves.csv", curve.to_csv(index=False))
     return paths

@@ -9,6 +9,7 @@ import pytest
 from archlab import recipes
 from archlab.models import default_spec
 from archlab.parallel import usable_cores
+from archlab.plots import PNG_SIGNATURE
 from archlab.recipes import RecipeError, load_run, pending, result_path, run_recipes
 from archlab.stats import mean_ci
 from tests.studykit import run_main
@@ -108,11 +109,26 @@ def test_report_gives_mean_ci_and_target_verdicts(tmp_path: Path) -> None:
     assert "<script" not in paths["report.html"].read_text()
 
 
+def test_report_plots_learning_curves_from_histories(tmp_path: Path) -> None:
+    for s in range(2):
+        run = fake_run("full", s, 93.0)
+        run["history"] = [
+            {"epoch": e, "train_top1": 80.0 + e, "test_top1": 79.0 + e + s} for e in (1, 2, 3)
+        ]
+        store(tmp_path / "r", "full", s, run)
+    paths = recipes.render(["full"], 2, tmp_path / "r", tmp_path / "o")
+    assert paths["report.md"].read_text().count("](curves.png)") == 1
+    assert (tmp_path / "o" / "curves.png").read_bytes().startswith(PNG_SIGNATURE)
+    curve = pd.read_csv(paths["curves.csv"])
+    assert len(curve) == 6 and list(curve[curve["seed"] == 1]["test_top1"]) == [81.0, 82.0, 83.0]
+
+
 def test_report_counts_missing_seeds(tmp_path: Path) -> None:
     store(tmp_path, "quick", 0, fake_run("quick", 0, 86.5))
     md = recipes.render(["quick", "full"], 3, tmp_path, tmp_path / "o")["report.md"].read_text()
     assert "| quick | 1/3 | 86.50 (1 run, no CI) |" in md
     assert "| full | 0/3 | n/a | ≥ 92.5 %: not measured |" in md
+    assert "curves.png" not in md  # one epoch is a point, not a curve
 
 
 def test_cli_runs_and_reports_with_overrides_flagged(
