@@ -91,8 +91,19 @@ class RunResult:
 
 #: Named recipes (``archlab train --preset NAME``); each is a set of TrainConfig overrides.
 PRESETS: dict[str, dict[str, Any]] = {
-    # about one minute on one CPU core: 20k images once, small batches for more steps
-    "quick": {"train_subset": 20000, "epochs": 1, "batch_size": 64, "lr": 0.1},
+    # About one minute on one CPU core: 16k images once, small batches for more steps. No
+    # augmentation and label smoothing 0.1: on a 5k validation split (2 seeds) one pass scored
+    # 88.5% without crop/flip vs 87.3% with it, 88.8% with smoothing added; lr 0.2 was worse.
+    # 16k rather than 20k images keeps the whole run (load, train, test) under a minute.
+    "quick": {
+        "train_subset": 16000,
+        "epochs": 1,
+        "batch_size": 64,
+        "lr": 0.1,
+        "augment": False,
+        "label_smoothing": 0.1,
+        "eval_batch_size": 256,  # 1.16x faster than 1024 for this model on one core
+    },
     # the whole training set for 12 epochs with crop/flip augmentation and label smoothing
     "full": {"epochs": 12, "batch_size": 128, "lr": 0.2, "label_smoothing": 0.1},
     # Section 8 of the paper: RMSProp(0.9, eps 1.0), lr x0.94 every 2 epochs, clip 2.0, LS 0.1, EMA

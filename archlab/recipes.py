@@ -367,8 +367,9 @@ def render(
             "p",
             f"Cost of the model: {int(first['macs']):,} MACs per image (1 MAC = 1 multiply-add) "
             f"and {int(first['params']):,} parameters. Wall time includes loading the data and "
-            "every evaluation; 'jobs' is how many runs trained side by side (one core each), "
-            "n/a for runs made with `archlab train`.",
+            "every evaluation; 'jobs' is the --jobs of the `archlab recipes` call that made "
+            "the run (n/a: made with `archlab train`); other processes on the machine are not "
+            "recorded.",
         )
     else:
         doc.add("p", "No complete run is stored yet.")
