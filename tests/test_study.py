@@ -32,7 +32,7 @@ from archlab.study import (
     study_status,
     work,
 )
-from archlab.study_spec import StudyFileError, load_study, plan_cells, run_key
+from archlab.study_spec import StudyFileError, load_study, plan_cells, resolve_scale, run_key
 from archlab.variants import ArchSpec
 
 STUDIES = sorted(Path(__file__).resolve().parents[1].joinpath("studies").glob("*.yaml"))
@@ -236,6 +236,19 @@ def test_every_study_file_runs_at_smoke_scale(path: Path, smoke_dirs: dict[str, 
         assert runs["min_repr"].between(0, 1, inclusive="right").all()
     if kind in ("principle2", "principle4"):
         assert len(pd.read_csv(outcome.files["curves.csv"])) >= len(runs)
+
+
+def test_two_search_workers_stop_at_the_trial_budget(tmp_path: Path) -> None:
+    # A trial still running in one worker when the other reaches the budget must count,
+    # or the search measures more trials than asked (it did: 21 of 20).
+    path = Path(__file__).resolve().parents[1] / "studies" / "search.yaml"
+    outcome = run_study(path, scale="smoke", jobs=2, **dirs(tmp_path))
+    assert outcome.ok, outcome
+    trials = resolve_scale(load_study(path), "smoke")["trials"]
+    url = str(tmp_path / "results" / "search" / "journal.log")
+    study = optuna.load_study(study_name="search-smoke", storage=open_storage(url))
+    done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(done) == trials
 
 
 def test_principles_page_gathers_the_principle_studies(smoke_dirs: dict[str, Path]) -> None:
