@@ -34,6 +34,7 @@ __all__ = [
     "render",
     "result_path",
     "run_recipes",
+    "stored_runs",
     "table",
 ]
 
@@ -185,13 +186,12 @@ def run_recipes(
     import multiprocessing
 
     from archlab.parallel import cap_jobs, run_workers, usable_cores
+    from archlab.train import validate_config
 
     _check_args(presets, seeds)
     if jobs < 1:
         raise ConfigError(f"--jobs {jobs}: need at least 1")
     overrides = dict(overrides or {})
-    from archlab.train import validate_config
-
     for p in presets:  # a bad override fails here, before any training
         validate_config(recipe_config(p, 0, overrides))
     todo = pending(presets, seeds, results, overrides)
@@ -213,9 +213,13 @@ def run_recipes(
     return todo
 
 
-def _stored(
-    presets: list[str], seeds: int, results: Path, overrides: dict[str, Any] | None
-) -> list[tuple[str, int, dict[str, Any]]]:
+#: (preset, seed, RunResult dict) of one stored run.
+Stored = tuple[str, int, dict[str, Any]]
+
+
+def stored_runs(
+    presets: list[str], seeds: int, results: Path, overrides: dict[str, Any] | None = None
+) -> list[Stored]:
     """(preset, seed, run) of every finished stored run, in preset then seed order."""
     out = []
     for p in presets:
@@ -226,12 +230,10 @@ def _stored(
     return out
 
 
-def table(
-    presets: list[str], seeds: int, results: Path, overrides: dict[str, Any] | None = None
-) -> pd.DataFrame:
+def table(runs: list[Stored]) -> pd.DataFrame:
     """One row per stored finished run: preset, seed, status, test metrics, speed, wall time."""
     rows = []
-    for p, s, run in _stored(presets, seeds, results, overrides):
+    for p, s, run in runs:
         f, ctx = run["final"], run.get("run_context", {})
         rows.append(
             {
@@ -253,14 +255,12 @@ def table(
     return pd.DataFrame(rows)
 
 
-def curves(
-    presets: list[str], seeds: int, results: Path, overrides: dict[str, Any] | None = None
-) -> pd.DataFrame:
+def curves(runs: list[Stored]) -> pd.DataFrame:
     """One row per stored run and evaluated epoch: train loss/top-1 and test top-1."""
     keys = ("epoch", "train_loss", "train_top1", "test_top1")
     rows = [
         {"variant": p, "seed": s, **{k: h.get(k, math.nan) for k in keys}}
-        for p, s, run in _stored(presets, seeds, results, overrides)
+        for p, s, run in runs
         for h in run.get("history", [])
         if isinstance(h, dict)
     ]
@@ -333,7 +333,8 @@ def render(
 
     _check_args(presets, seeds)
     overrides = dict(overrides or {})
-    df = table(presets, seeds, results, overrides)
+    runs = stored_runs(presets, seeds, results, overrides)  # read and checked once
+    df = table(runs)
     out = Path(out)
     doc = _Doc()
     doc.add("h1", "Training recipes of the mini model")
@@ -373,7 +374,7 @@ def render(
         )
     else:
         doc.add("p", "No complete run is stored yet.")
-    curve = curves(presets, seeds, results, overrides)
+    curve = curves(runs)
     if curve.groupby("variant")["epoch"].nunique().max() > 1:  # a curve needs two points
         caption = f"inception_mini, {seeds} seeds; one line per recipe (x: epochs of that recipe)"
         png = plot_learning_curves(curve, out / "curves.png", caption=caption)
