@@ -43,6 +43,9 @@ class TrainConfig:
     grad_clip: float | None = None  # global-norm clipping (paper: 2.0)
     label_smoothing: float = 0.0  # q'(k) = (1-eps) delta(k,y) + eps/K
     ema_decay: float | None = None  # parameter EMA for evaluation (paper: running average)
+    # precise BN: before each evaluation, recompute the evaluated model's BN statistics over this
+    # many training batches (train mode, cumulative average); 0 keeps the running averages
+    precise_bn: int = 0
     augment: bool = True  # random crop with padding (+ flip where the dataset allows it)
     crop_pad: int = 2
     device: Literal["auto", "cpu", "cuda"] = "auto"

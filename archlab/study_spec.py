@@ -197,9 +197,19 @@ class Cell:
         return run_key(self.model, self.spec, self.config, self.scale)
 
 
+#: recipe fields newer than the first stored results, with the value that leaves them out of keys
+KEY_STABLE_DEFAULTS: dict[str, Any] = {"precise_bn": 0}
+
+
 def run_key(model: str, spec: ArchSpec, config: TrainConfig, scale: str) -> str:
     """sha256 of the canonical JSON of a run's resolved configuration: its identity."""
-    doc = {"model": model, "spec": spec.to_dict(), "recipe": config.to_dict(), "scale": scale}
+    recipe = config.to_dict()
+    # fields added after results were stored leave the key out while at their default, so the
+    # runs stored before them keep their identity
+    for name, default in KEY_STABLE_DEFAULTS.items():
+        if recipe.get(name) == default:
+            del recipe[name]
+    doc = {"model": model, "spec": spec.to_dict(), "recipe": recipe, "scale": scale}
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -51,6 +51,7 @@ COMPILE_PROBE_STEPS = 20  # eager steps timed before "auto" decides
 CHECK_EVERY_CPU = 1
 CHECK_EVERY_CUDA = 25
 STATUS_EVERY = 25  # steps between progress-bar postfix updates (each one redraws the bar)
+_PRECISE_BN_SALT = 0x5EED_B4
 _DATA_SEED_SALT = 0x5EED  # data order/augmentation stream differs from the init stream
 
 Metrics = dict[str, Any]
@@ -87,6 +88,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "grad_clip": (lambda v: v is None or _finite(v) and v > 0, "None or a number > 0"),
     "label_smoothing": (lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),
     "ema_decay": (lambda v: v is None or _finite(v) and 0 < v < 1, "None or a number in (0, 1)"),
+    "precise_bn": (lambda v: _is_int(v) and 0 <= v <= 10_000, "an integer in [0, 10000]"),
     "augment": (lambda v: isinstance(v, bool), "true or false"),
     "crop_pad": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
     "channels_last": (lambda v: isinstance(v, bool), "true or false"),
@@ -564,6 +566,8 @@ class _Trainer:
         if self.ema is not None:
             self.ema.sync_buffers(self.net)
             model = self.ema.model
+        if self.config.precise_bn:
+            self.precise_bn(model)
         out: Metrics = {}
         if len(self.data.val_y):
             logits, _ = self.predict(model, self.data.val_x)
@@ -575,6 +579,33 @@ class _Trainer:
         if aux is not None:
             out["aux_top1"] = metrics.topk_accuracy(aux, self.data.test_y, 1)
         return out, metrics.reliability(logits, self.data.test_y)
+
+    @torch.no_grad()
+    def precise_bn(self, model: nn.Module) -> None:
+        """Recompute ``model``'s BN statistics over ``precise_bn`` training batches."""
+        # Short runs leave the running averages stale (they lag the last weights, and the EMA
+        # model never ran forward at all); a cumulative average (momentum None) over fixed
+        # batches, in train mode, gives the statistics of the weights actually evaluated.
+        bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d)]
+        if not bns:
+            return
+        saved = [m.momentum for m in bns]
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None
+        # its own generator: the same images at every evaluation, training's data order untouched
+        gen = torch.Generator().manual_seed(self.config.seed ^ _PRECISE_BN_SALT)
+        n = len(self.data.train_y)
+        was_training = model.training
+        model.train()
+        order = batches(n, self.batch_size, shuffle=True, generator=gen, drop_last=True)
+        for _, idx in zip(range(self.config.precise_bn), order, strict=False):
+            x = self.data.train_x[idx.to(self.rt.device)]
+            with self.rt.autocast():
+                model(self.rt.prepare(x, self.data))
+        for m, momentum in zip(bns, saved, strict=True):
+            m.momentum = momentum
+        model.train(was_training)
 
     @torch.inference_mode()
     def predict(self, model: nn.Module, x_all: torch.Tensor) -> tuple[torch.Tensor, Any]:
