@@ -4,12 +4,16 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 SCALE   ?= quick
 JOBS    ?= 2
+BUDGET  ?= 20
+# MAX_SEEDS: the most seeds --until-decided adds (default: the scale's max_seeds, else 10)
+MAX_SEEDS ?=
+UNTIL    = --until-decided --budget $(BUDGET) $(if $(MAX_SEEDS),--max-seeds $(MAX_SEEDS))
 ARCHLAB := $(BIN)/archlab
 
 .PHONY: help venv test test-slow lint format flops bench recipes study-principles clean-venv
 
 help:
-	@echo "make test | test-slow | lint | flops | bench | recipes | study-<name> [SCALE=full] [JOBS=N]"
+	@echo "make test | test-slow | lint | flops | bench | recipes | study-<name> [SCALE=full] [JOBS=N] [BUDGET=MIN] [MAX_SEEDS=K]"
 
 # The stamp depends on pyproject so a changed dependency list reinstalls.
 $(VENV)/.stamp: pyproject.toml
@@ -28,9 +32,11 @@ test: venv
 test-slow: venv
 	$(BIN)/pytest -q -m slow
 
+# ruff, and the import-linter layers contract (imports only point down; see ARCHITECTURE.md)
 lint: venv
 	$(BIN)/ruff check archlab tests
 	$(BIN)/ruff format --check archlab tests
+	$(BIN)/lint-imports
 
 format: venv
 	$(BIN)/ruff format archlab tests
@@ -46,16 +52,18 @@ bench: venv
 recipes: venv
 	$(ARCHLAB) recipes --jobs $(JOBS)
 
-# Studies: `make study-factorization [SCALE=full] [JOBS=2]` runs studies/factorization.yaml
-# (resuming where it stopped) and renders reports/factorization/.
+# Studies: `make study-factorization [SCALE=full] [JOBS=2] [BUDGET=20] [MAX_SEEDS=K]` runs
+# studies/factorization.yaml (resuming where it stopped) until its claims are decided: seeds are
+# added round by round to the open comparisons, up to K seeds or BUDGET minutes per study, and
+# reports/factorization/ is re-rendered after every round.
 PRINCIPLES := principle1-bottleneck principle2-highdim principle3-reduction principle4-balance
 
 study-principles: venv
-	for s in $(PRINCIPLES); do $(ARCHLAB) study run studies/$$s.yaml --scale $(SCALE) --jobs $(JOBS) || exit 1; done
+	for s in $(PRINCIPLES); do $(ARCHLAB) study run studies/$$s.yaml --scale $(SCALE) --jobs $(JOBS) $(UNTIL) || exit 1; done
 	$(ARCHLAB) study report principles --scale $(SCALE)
 
 study-%: venv studies/%.yaml
-	$(ARCHLAB) study run studies/$*.yaml --scale $(SCALE) --jobs $(JOBS)
+	$(ARCHLAB) study run studies/$*.yaml --scale $(SCALE) --jobs $(JOBS) $(UNTIL)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,11 +1,12 @@
-"""``archlab bench``: archlab's trainer against a hand-written PyTorch loop, on this machine.
+"""``archlab bench``'s measurements: archlab's trainer against a hand-written loop, on this machine.
 
 Side by side in one process, on the same model (inception_mini, batch 256): training images/s
-of a plain DataLoader/NCHW/fp32 loop and of ``archlab.train.train``; effective training MACs/s
-against a matmul peak measured in the same run; test top-1 of both loops after the same steps
-(paired seeds: same initial weights and batch order); the time to count MACs/params of every
-variant; ``--jobs 1`` vs ``--jobs 2`` aggregate throughput; a torch.profiler table of one step.
-Writes ``bench.md`` and ``bench.json``; speed targets print as PASS / FALLS SHORT lines.
+of the plain DataLoader/NCHW/fp32 loop of ``archlab.train.reference`` and of archlab's trainer;
+effective training MACs/s against a matmul peak measured in the same run; test top-1 of both
+loops after the same steps (paired seeds: same initial weights and batch order); the time to
+count MACs/params of every variant; ``--jobs 1`` vs ``--jobs 2`` aggregate throughput; a
+torch.profiler table of one step. ``archlab.report.bench`` judges the result against its
+targets and writes ``bench.json`` and ``bench.md``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import dataclasses
 import json
 import multiprocessing
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -25,40 +25,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
-from archlab.config import TrainConfig
-from archlab.data import DataError, Dataset, load_dataset, normalize
-from archlab.models import build_model, default_spec
-from archlab.train import _DATA_SEED_SALT, cpu_has_fast_bf16, train
-from archlab.variants import ArchSpec
+from archlab import provenance
+from archlab.arch.models import default_spec
+from archlab.arch.spec import ArchSpec
+from archlab.report.bench import checks
+from archlab.train.config import TrainConfig
+from archlab.train.data import DataError, Dataset, load_dataset
+from archlab.train.profile import profile_step
+from archlab.train.reference import baseline_run
+from archlab.train.runtime import cpu_has_fast_bf16, synchronize
+from archlab.train.trainer import train
 
 MODEL = "inception_mini"
 FULL_MODEL = "inception_v3_tv"  # full-size Inception-v3 for the counting target
-WARM_STEPS = 3  # baseline steps left out of its steady-state timing (kernel setup)
-PROFILE_WARM, PROFILE_STEPS = 2, 3
-TOP_OPS = 8
 JOBS_BARRIER_TIMEOUT_S = 300
-
-#: id -> (what is checked, goal); ``checks`` measures each against its goal.
-TARGETS: dict[str, tuple[str, float]] = {
-    "speedup": ("archlab img/s >= 3x baseline img/s", 3.0),
-    "top1_gap": ("|mean top-1 difference| <= 0.5 pt", 0.5),
-    "mac_util": ("effective training MACs/s >= 20% of matmul peak", 0.20),
-    "jobs": ("--jobs 2 aggregate img/s >= 1.1x --jobs 1", 1.1),
-    "count_s": ("MACs/params of every variant + full Inception-v3 <= 10 s", 10.0),
-}
-
-#: Op-name fragments of each profile category (first match wins; the rest is "other").
-OP_CATEGORIES: dict[str, tuple[str, ...]] = {
-    "conv/matmul": ("conv", "addmm", "aten::mm", "aten::bmm", "matmul", "linear"),
-    "batchnorm": ("batch_norm",),
-    "relu": ("relu", "threshold_backward"),
-    "pooling": ("pool",),
-    "optimizer": ("_foreach", "sgd"),
-    "copies/casts": ("copy_", "aten::to", "_to_copy", "contiguous", "clone", "cat"),
-}
 
 
 @dataclass(frozen=True)
@@ -129,42 +110,17 @@ def settings(*, quick: bool, seeds: int | None = None, steps: int | None = None)
 # --- machine ------------------------------------------------------------------------------------
 
 
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    return platform.processor() or "unknown"
-
-
-def _cpu_flags() -> list[str]:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                wanted = ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx2")
-                return [f for f in wanted if f in line.split()]
-    return []
-
-
 def _load() -> float:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
 
 def machine_info() -> dict[str, Any]:
-    """CPU model, cores, torch version, bf16 support, threads, GPU."""
-    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    info: dict[str, Any] = {
-        "cpu_model": _cpu_model(),
-        "cpu_flags": _cpu_flags(),
-        "logical_cpus": os.cpu_count(),
-        "usable_cores": len(cores) or os.cpu_count(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
+    """archlab.provenance's machine record plus native bf16 and torch's default thread count."""
+    return {
+        **provenance.machine_info(),
         "bf16_native": cpu_has_fast_bf16(),
         "torch_threads_default": torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
-    return info
 
 
 @contextlib.contextmanager
@@ -179,11 +135,6 @@ def _threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
 # --- matmul peak ----------------------------------------------------------------------------------
 
 
@@ -193,11 +144,11 @@ def matmul_peak(device: str, dtype: torch.dtype, n: int, seconds: float) -> floa
     a = torch.randn(n, n, device=device, dtype=dtype, generator=g)
     b = torch.randn(n, n, device=device, dtype=dtype, generator=g)
     out = torch.matmul(a, b)  # the first call picks and sets up the kernel
-    _sync(device)
+    synchronize(device)
     count, start = 0, time.perf_counter()
     while (elapsed := time.perf_counter() - start) < seconds or count == 0:
         torch.matmul(a, b, out=out)
-        _sync(device)
+        synchronize(device)
         count += 1
     return count * n**3 / elapsed / 1e9
 
@@ -255,89 +206,11 @@ def _epochs_for(steps: int, n: int, batch_size: int) -> float:
     return steps / (n // batch_size)
 
 
-# --- the hand-written baseline ------------------------------------------------------------------
-
-
-def _loader(data: Dataset, cfg: TrainConfig) -> DataLoader:
-    """DataLoader over float tensors normalized once, shuffled like archlab orders its batches."""
-    x = normalize(data.train_x, data.mean, data.std)
-    ds = TensorDataset(x, data.train_y)
-    # archlab draws each epoch's permutation from a generator seeded seed ^ salt; the same seed
-    # here gives the same batches, so the two loops differ only in how they compute (paired)
-    order = torch.Generator().manual_seed(cfg.seed ^ _DATA_SEED_SALT)
-    return DataLoader(
-        ds,
-        batch_size=cfg.batch_size,
-        sampler=RandomSampler(ds, generator=order),
-        drop_last=True,
-        generator=torch.Generator().manual_seed(cfg.seed),  # the loader's own draw: not `order`
-    )
-
-
-def _forever(loader: DataLoader) -> Iterator[Any]:
-    while True:
-        yield from loader
-
-
-def baseline_run(data: Dataset, spec: ArchSpec, cfg: TrainConfig, steps: int) -> dict[str, Any]:
-    """The loop a user writes by hand: DataLoader, NCHW, fp32, SGD momentum, aux loss."""
-    device = "cuda" if cfg.device == "cuda" else "cpu"
-    with torch.random.fork_rng(devices=[0] if device == "cuda" else []), _threads(cfg.threads):
-        torch.manual_seed(cfg.seed)  # as train() seeds before building: the same initial weights
-        net = build_model(MODEL, spec, num_classes=data.num_classes, in_chans=data.in_chans)
-        net = net.to(device)
-        opt = torch.optim.SGD(
-            net.parameters(),
-            lr=cfg.lr,
-            momentum=cfg.momentum,
-            nesterov=cfg.nesterov,
-            weight_decay=cfg.weight_decay,
-        )
-        sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=cfg.lr, total_steps=steps, cycle_momentum=False
-        )
-        batches = _forever(_loader(data, cfg))
-        warm = min(WARM_STEPS, steps - 1)
-        loss_sum = torch.zeros((), device=device)
-        for i in range(steps):
-            if i == warm:
-                _sync(device)
-                start = time.perf_counter()
-            x, y = (t.to(device) for t in next(batches))
-            logits, aux = net(x)
-            loss = F.cross_entropy(logits, y) + spec.aux_weight * F.cross_entropy(aux, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            loss_sum += loss.detach()
-        _sync(device)
-        elapsed = time.perf_counter() - start
-        top1 = _top1(net, data, device, cfg.eval_batch_size)
-    return {
-        "test_top1": top1,
-        "train_loss": loss_sum.item() / steps,
-        "timed_images": (steps - warm) * cfg.batch_size,
-        "timed_s": elapsed,
-    }
-
-
-@torch.no_grad()
-def _top1(net: torch.nn.Module, data: Dataset, device: str, batch_size: int) -> float:
-    """Test top-1 (%) of ``net`` in eval mode, fp32 NCHW."""
-    net.eval()
-    correct = 0
-    for i in range(0, len(data.test_y), batch_size):
-        x = normalize(data.test_x[i : i + batch_size], data.mean, data.std).to(device)
-        correct += int((net(x).argmax(1).cpu() == data.test_y[i : i + batch_size]).sum())
-    return 100 * correct / len(data.test_y)
-
-
 # --- archlab --------------------------------------------------------------------------------------
 
 
 def archlab_run(data: Dataset, spec: ArchSpec, cfg: TrainConfig, steps: int) -> dict[str, Any]:
-    """One ``archlab.train.train`` run of ``steps`` steps: test top-1 and its img/s."""
+    """One ``archlab.train.trainer.train`` run of ``steps`` steps: test top-1 and its img/s."""
     epochs = _epochs_for(steps, len(data.train_y), cfg.batch_size)
     result = train(spec, cfg.replace(epochs=epochs), model=MODEL, progress=False, dataset=data)
     if result.status != "complete":
@@ -377,77 +250,13 @@ def archlab_throughput(data: Dataset, spec: ArchSpec, cfg: TrainConfig, s: Setti
     }
 
 
-# --- profile --------------------------------------------------------------------------------------
-
-
-def _category(name: str) -> str:
-    return next((c for c, keys in OP_CATEGORIES.items() if any(k in name for k in keys)), "other")
-
-
-def profile_step(data: Dataset, spec: ArchSpec, cfg: TrainConfig) -> dict[str, Any]:
-    """torch.profiler table of archlab training steps: top ops by self time, categories."""
-    from torch.profiler import ProfilerActivity, profile
-
-    # the trainer's own step (private): profiling a re-implementation would explain nothing
-    from archlab.train import _Trainer, resolve_runtime
-
-    rt = resolve_runtime(cfg)
-    on_cuda = rt.device.type == "cuda"
-    with torch.random.fork_rng(devices=[0] if on_cuda else []), _threads(cfg.threads):
-        torch.manual_seed(cfg.seed)
-        net = build_model(MODEL, spec, num_classes=data.num_classes, in_chans=data.in_chans)
-        net = net.to(rt.device)
-        if rt.channels_last:
-            net = net.to(memory_format=torch.channels_last)
-        trainer = _Trainer(net, spec, cfg.replace(epochs=1.0), data, rt)
-        idx = torch.arange(trainer.batch_size)
-        for _ in range(PROFILE_WARM):
-            trainer.train_step(idx)
-        _sync(rt.device.type)
-        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_cuda else [])
-        start = time.perf_counter()
-        with profile(activities=acts) as prof:
-            for _ in range(PROFILE_STEPS):
-                trainer.train_step(idx)
-            _sync(rt.device.type)
-        step_s = (time.perf_counter() - start) / PROFILE_STEPS
-    return _profile_table(prof.key_averages(), on_cuda, step_s)
-
-
-def _profile_table(events: Any, on_cuda: bool, step_s: float) -> dict[str, Any]:
-    key = "self_device_time_total" if on_cuda else "self_cpu_time_total"
-    rows = [(e.key, getattr(e, key), e.count) for e in events if getattr(e, key) > 0]
-    total = sum(t for _, t, _ in rows) or 1.0
-    rows.sort(key=lambda r: -r[1])
-    categories: dict[str, float] = {}
-    for name, t, _ in rows:
-        categories[_category(name)] = categories.get(_category(name), 0.0) + 100 * t / total
-    top = [
-        {
-            "op": name,
-            "self_ms_per_step": t / 1000 / PROFILE_STEPS,
-            "percent": 100 * t / total,
-            "calls_per_step": count / PROFILE_STEPS,
-        }
-        for name, t, count in rows[:TOP_OPS]
-    ]
-    return {
-        "time": "self CUDA time" if on_cuda else "self CPU time",
-        "steps": PROFILE_STEPS,
-        "step_ms_profiled": 1000 * step_s,
-        "total_self_ms_per_step": total / 1000 / PROFILE_STEPS,
-        "top_ops": top,
-        "category_percent": dict(sorted(categories.items(), key=lambda kv: -kv[1])),
-    }
-
-
 # --- MAC/param counting ---------------------------------------------------------------------------
 
 
 def time_counting(limit: int | None) -> dict[str, Any]:
     """Seconds to count MACs/params of every mini variant (one axis at a time) + Inception-v3."""
-    from archlab.flops_report import one_axis_variants
-    from archlab.measure import complexity, flops_report
+    from archlab.arch.cost import complexity, flops_report
+    from archlab.report.sweep import one_axis_variants
 
     variants = one_axis_variants(MODEL)[:limit]
     complexity.cache_clear()  # cold, as a fresh `archlab flops` would count
@@ -475,7 +284,7 @@ def time_counting(limit: int | None) -> dict[str, Any]:
 
 def jobs_worker(*, steps: int, batch_size: int, out_dir: str, barrier: Any = None) -> None:
     """One --jobs worker: train the bench model ``steps`` steps; write its timing window."""
-    from archlab.measure import complexity
+    from archlab.arch.cost import complexity
 
     data = _shrink(load_dataset(f"synthetic:{steps * batch_size}"), steps * batch_size, batch_size)
     # the CPU even where a GPU is present: this compares core pinning
@@ -496,7 +305,7 @@ def jobs_worker(*, steps: int, batch_size: int, out_dir: str, barrier: Any = Non
     end = time.time()
     row = {
         "pid": os.getpid(),
-        "cores": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [],
+        "cores": provenance.usable_cores(),
         "threads": torch.get_num_threads(),
         "images": steps * batch_size,
         "start": start,
@@ -525,7 +334,7 @@ def _run_jobs(n_jobs: int, steps: int, batch_size: int) -> dict[str, Any]:
 def jobs_compare(s: Settings) -> dict[str, Any]:
     """Aggregate img/s of one unpinned process vs two processes pinned to separate cores."""
     one = _run_jobs(1, s.jobs_steps, s.batch_size)
-    n_cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    n_cores = len(provenance.usable_cores())
     two = _run_jobs(2, s.jobs_steps, s.batch_size) if n_cores >= 2 else None
     return {
         "steps_per_worker": s.jobs_steps,
@@ -555,13 +364,13 @@ def bench_device(device: str, data: Dataset, s: Settings, log: Callable[[str], N
     base_runs, arch_runs = [], []
     for seed in range(s.seeds):  # interleaved, so drifting load hits both loops alike
         log(f"[{device}] seed {seed}: baseline")
-        base_runs.append(baseline_run(data, spec, acc_cfg.replace(seed=seed), s.steps))
+        base_runs.append(baseline_run(data, spec, acc_cfg.replace(seed=seed), s.steps, model=MODEL))
         log(f"[{device}] seed {seed}: archlab")
         arch_runs.append(archlab_run(data, spec, acc_cfg.replace(seed=seed), s.steps))
     log(f"[{device}] archlab throughput")
     out["archlab_throughput"] = archlab_throughput(data, spec, cfg, s)
     log(f"[{device}] profile")
-    out["profile"] = profile_step(data, spec, cfg)
+    out["profile"] = profile_step(data, spec, cfg, model=MODEL)
     out["baseline"] = _summarize_baseline(base_runs)
     out["archlab"] = _summarize_archlab(arch_runs, out["archlab_throughput"]["images_per_s"])
     out["load_end"] = _load()
@@ -611,124 +420,6 @@ def derive(dev: dict[str, Any], macs: int) -> dict[str, Any]:
     }
 
 
-# --- targets --------------------------------------------------------------------------------------
-
-
-#: how a shortfall of each target reads
-_SHORT_UNITS: dict[str, Callable[[float], str]] = {
-    "speedup": lambda v: f"{v:.2f}x",
-    "top1_gap": lambda v: f"{v:.2f} pt",
-    "mac_util": lambda v: f"{100 * v:.1f} percentage points",
-    "jobs": lambda v: f"{v:.2f}x",
-    "count_s": lambda v: f"{v:.1f} s",
-}
-
-
-def _check(tid: str, device: str | None, measured: float, shown: str) -> dict[str, Any]:
-    what, goal = TARGETS[tid]
-    if tid in ("top1_gap", "count_s"):  # upper bounds
-        passed, short = abs(measured) <= goal, abs(measured) - goal
-    else:
-        passed, short = measured >= goal, goal - measured
-    return {
-        "id": tid,
-        "device": device,
-        "target": what,
-        "goal": goal,
-        "measured": measured,
-        "shown": shown,
-        "passed": passed,
-        "shortfall": 0.0 if passed else short,
-        "shortfall_shown": "" if passed else _SHORT_UNITS[tid](short),
-        "reason": "",
-    }
-
-
-def checks(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every target with its measured figure, PASS or not, and a likely reason when not."""
-    out = []
-    for device, dev in result["devices"].items():
-        d = dev["derived"]
-        out += [
-            _check("speedup", device, d["speedup"], f"{d['speedup']:.2f}x"),
-            _check("top1_gap", device, d["top1_gap"], f"{d['top1_gap']:+.2f} pt"),
-            _check("mac_util", device, d["peak_fraction"], f"{100 * d['peak_fraction']:.1f}%"),
-        ]
-    ratio = result["jobs"]["ratio"]
-    if ratio is not None:
-        out.append(_check("jobs", "cpu", ratio, f"{ratio:.2f}x"))
-    secs = result["counting"]["seconds"]
-    out.append(_check("count_s", "cpu", secs, f"{secs:.1f} s"))
-    for c in out:
-        if not c["passed"]:
-            c["reason"] = _reason(c, result)
-    return out
-
-
-def _busy_note(result: dict[str, Any]) -> str:
-    cores = result["machine"]["usable_cores"] or 1
-    load = max(result["load_average"].values())
-    if load <= 0.75 * cores:
-        return ""
-    return (
-        f" The 1-min load average reached {load:.1f} on {cores} cores during the run: other "
-        "processes held the cores, and a torch thread waiting for a busy core stalls every op."
-    )
-
-
-def _reason(c: dict[str, Any], result: dict[str, Any]) -> str:
-    """Why a target fell short, from the profile and the run's own numbers."""
-    busy = _busy_note(result)
-    if c["id"] == "count_s":
-        cnt = result["counting"]
-        return (
-            f"{cnt['mini_s']:.1f} s for {cnt['variants']} mini variants ({cnt['distinct_specs']} "
-            f"distinct), {cnt['full_model_s']:.1f} s for {cnt['full_model']} at "
-            f"{cnt['threads']} torch threads: each count traces batch-1 forwards (fvcore twice, "
-            "hooks once), whose tiny ops gain nothing from threads but pay a fork/join each." + busy
-        )
-    if c["id"] == "jobs":
-        j = result["jobs"]
-        below = " It is below --jobs 1." if c["measured"] < 1 else ""
-        return (
-            f"--jobs 1 {j['jobs1']['images_per_s']:.0f} img/s vs --jobs 2 "
-            f"{j['jobs2']['images_per_s']:.0f} img/s: pinned workers only add throughput when "
-            f"their cores are otherwise idle.{below}" + busy
-        )
-    dev = result["devices"][c["device"]]
-    d, cats = dev["derived"], dev["profile"]["category_percent"]
-    conv = cats.get("conv/matmul", 0.0)
-    elementwise = sum(cats.get(k, 0.0) for k in ("batchnorm", "relu", "pooling"))
-    if c["id"] == "top1_gap":
-        sem = d["top1_gap_std"] / max(1, len(d["top1_gap_per_seed"])) ** 0.5
-        gaps = ", ".join(f"{g:+.2f}" for g in d["top1_gap_per_seed"])
-        return (
-            f"paired per-seed gaps {gaps} pt (standard error {sem:.2f} pt): the loops share "
-            "initial weights and batch order, so the gap is bf16/channels_last rounding "
-            f"amplified over {result['settings']['steps']} steps"
-            + (" and lies within seed noise." if abs(d["top1_gap"]) <= 2 * sem else ".")
-        )
-    top = dev["profile"]["top_ops"][0]
-    profile = (
-        f"the profiled archlab step spends {conv:.0f}% of its self time in conv/matmul ops and "
-        f"{elementwise:.0f}% in BatchNorm/ReLU/pooling (forward + backward); the top op is "
-        f"{top['op']} ({top['percent']:.0f}%)."
-    )
-    if c["id"] == "speedup":
-        return (
-            f"baseline {dev['baseline']['images_per_s']:.0f} img/s, archlab "
-            f"{dev['archlab']['images_per_s']:.0f} img/s; {profile} bf16 and channels_last speed "
-            "up convolutions much more than these memory-bound ops." + busy
-        )
-    conv_rate = d["effective_gmacs"] / max(conv / 100, 1e-9)
-    return (
-        f"{d['effective_gmacs']:.0f} GMAC/s vs a {dev['peak']['dtype']} matmul peak of "
-        f"{dev['peak']['peak_gmacs']:.0f} GMAC/s; {profile} Counting only conv/matmul time, the "
-        f"convolutions run at ~{conv_rate:.0f} GMAC/s: small channel counts (8-56) on 7-28 px "
-        "grids keep them far from a large matmul's rate." + busy
-    )
-
-
 # --- the whole benchmark --------------------------------------------------------------------------
 
 
@@ -755,7 +446,7 @@ def run_bench(s: Settings, *, log: Callable[[str], None] = print) -> dict[str, A
 
 
 def _measure(result: dict[str, Any], s: Settings, log: Callable[[str], None]) -> None:
-    from archlab.measure import complexity
+    from archlab.arch.cost import complexity
 
     log("counting MACs/params of every variant")
     result["counting"] = time_counting(s.count_limit)
@@ -791,201 +482,3 @@ def _synthetic_note(s: Settings) -> str:
     if s.dataset.startswith("synthetic"):
         return "synthetic data by request (--quick): accuracies say nothing about Fashion-MNIST"
     return "Fashion-MNIST files not found: synthetic data instead; accuracies are not comparable"
-
-
-def check_lines(result: dict[str, Any]) -> list[str]:
-    """One PASS / FALLS SHORT line per target."""
-    lines = []
-    for c in result["checks"]:
-        verdict = "PASS" if c["passed"] else "FALLS SHORT"
-        lines.append(f"{verdict:<11} [{c['device']}] {c['target']}: {c['shown']}")
-    return lines
-
-
-# --- Markdown -------------------------------------------------------------------------------------
-
-
-def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-
-
-def _verdict(c: dict[str, Any]) -> str:
-    return "PASS" if c["passed"] else f"FALLS SHORT by {c['shortfall_shown']}"
-
-
-def _md_header(r: dict[str, Any]) -> list[str]:
-    m, d, model, loads = r["machine"], r["data"], r["model"], r["load_average"]
-    data = f"{d['dataset']} ({d['train_images']:,} train / {d['test_images']:,} test images)"
-    lines = [
-        "# archlab benchmark: the trainer vs a hand-written PyTorch loop",
-        "",
-        f"- machine: {m['cpu_model']}, {m['usable_cores']} usable cores, torch {m['torch']}, "
-        f"native bf16: {'yes' if m['bf16_native'] else 'no'}, "
-        f"{m['torch_threads_used']} torch threads" + (f", GPU {m['cuda']}" if m["cuda"] else ""),
-        f"- 1-min load average: {loads['start']:.2f} at the start, {loads['end']:.2f} at the end "
-        "(other processes on these cores make every figure noisy)",
-        f"- model: {model['name']}, {model['macs']:,} MACs and {model['params']:,} params per "
-        f"{'x'.join(map(str, model['input']))} image, batch {model['batch_size']}",
-        f"- data: {data}" + (f". **{d['note']}**" if d["note"] else ""),
-    ]
-    if r["settings"]["quick"]:
-        lines.append("- **--quick run: tiny sizes, one thread; the figures mean nothing**")
-    return lines
-
-
-def _md_results(r: dict[str, Any]) -> list[str]:
-    seeds = r["settings"]["seeds"]
-    rows = []
-    for device, dev in r["devices"].items():
-        dd, peak = dev["derived"], dev["peak"]
-        for loop, key, eff in (
-            ("baseline: DataLoader, NCHW, fp32", "baseline", dd["baseline_effective_gmacs"]),
-            ("archlab: train()", "archlab", dd["effective_gmacs"]),
-        ):
-            x = dev[key]
-            speed = dd["speedup"] if key == "archlab" else 1.0
-            rows.append(
-                [
-                    device,
-                    loop,
-                    f"{x['images_per_s']:.0f}",
-                    f"{speed:.2f}x",
-                    f"{eff:.1f}",
-                    f"{100 * eff / peak['peak_gmacs']:.1f}%",
-                    f"{x['test_top1_mean']:.2f} ± {x['test_top1_std']:.2f}",
-                ]
-            )
-        bf16 = f"{peak['bf16_gmacs']:.0f}" if peak["bf16_gmacs"] is not None else "n/a"
-        rows.append(
-            [device, f"matmul {peak['n']}^3: fp32 {peak['fp32_gmacs']:.0f}, bf16 {bf16} GMAC/s"]
-            + [""] * 5
-        )
-    head = ["device", "loop", "train img/s", "vs baseline", "effective GMAC/s", "of peak"]
-    head.append(f"test top-1 % (mean ± std, {seeds} seeds)")
-    return ["", "## Results", "", *_table(head, rows), "", _results_note(r)]
-
-
-def _results_note(r: dict[str, Any]) -> str:
-    return (
-        "Effective GMAC/s = 3 x forward MACs x img/s (forward, input-gradient and "
-        "weight-gradient products); the peak is the bf16 matmul peak where the device computes "
-        "bf16 natively, else fp32, measured in this run at the trainer's thread count. "
-        "Baseline img/s leaves out each run's first steps; archlab's is the steady state of a "
-        "run with crop augmentation (the studies' recipe), first epoch left out."
-    )
-
-
-def _md_targets(r: dict[str, Any]) -> list[str]:
-    rows = [[c["target"], c["device"], c["shown"], _verdict(c)] for c in r["checks"]]
-    lines = ["", "## Targets", "", *_table(["target", "device", "measured", "result"], rows)]
-    short = [c for c in r["checks"] if not c["passed"]]
-    if short:
-        lines += ["", "Why the short ones fall short:", ""]
-        lines += [f"- **{c['target']}** ({c['device']}): {c['reason']}" for c in short]
-    return lines
-
-
-def _md_profile(r: dict[str, Any]) -> list[str]:
-    lines = []
-    for device, dev in r["devices"].items():
-        p = dev["profile"]
-        rows = [
-            [
-                f"`{o['op']}`",
-                f"{o['self_ms_per_step']:.2f}",
-                f"{o['percent']:.1f}%",
-                f"{o['calls_per_step']:g}",
-            ]
-            for o in p["top_ops"]
-        ]
-        cats = ", ".join(f"{k} {v:.0f}%" for k, v in p["category_percent"].items())
-        lines += [
-            "",
-            f"## Profile of one archlab training step ({device}, top {TOP_OPS} ops by {p['time']})",
-            "",
-            f"{p['step_ms_profiled']:.0f} ms per step under the profiler (mean of {p['steps']} "
-            f"steps after {PROFILE_WARM} warm-up steps), {p['total_self_ms_per_step']:.0f} ms of "
-            "self time.",
-            "",
-            *_table(["op", "self ms/step", "share", "calls/step"], rows),
-            "",
-            f"Self time by kind (forward + backward): {cats}.",
-        ]
-    return lines
-
-
-def _md_jobs(r: dict[str, Any]) -> list[str]:
-    j = r["jobs"]
-    rows = []
-    for n, run in (("1", j["jobs1"]), ("2", j["jobs2"])):
-        if run is None:
-            continue
-        cores = "; ".join(
-            f"cores {','.join(map(str, w['cores']))} ({w['threads']} thr)" for w in run["workers"]
-        )
-        rows.append([n, cores, f"{run['images_per_s']:.0f}", f"{run['window_s']:.1f}"])
-    ratio = f"{j['ratio']:.2f}x" if j["ratio"] is not None else "n/a (one core)"
-    return [
-        "",
-        "## --jobs 1 vs --jobs 2 (cpu)",
-        "",
-        f"Each worker trains the model {j['steps_per_worker']} steps (archlab recipe, synthetic "
-        "images); aggregate img/s = all images / the span from the first start to the last end "
-        "(workers start together at a barrier, after process start-up). `--jobs 2` pins each "
-        f"worker to its own cores via archlab.parallel. Ratio: **{ratio}**.",
-        "",
-        *_table(["jobs", "workers", "aggregate img/s", "window s"], rows),
-    ]
-
-
-def _md_counting(r: dict[str, Any]) -> list[str]:
-    c = r["counting"]
-    return [
-        "",
-        "## MAC/param counting",
-        "",
-        f"`flops_report` of {c['variants']} one-axis mini variants ({c['distinct_specs']} distinct "
-        f"specs): {c['mini_s']:.1f} s; {c['full_model']} ({c['full_model_macs']:,} MACs): "
-        f"{c['full_model_s']:.1f} s; total **{c['seconds']:.1f} s** at {c['threads']} torch "
-        "threads, cache cleared first.",
-    ]
-
-
-def _md_settings(r: dict[str, Any]) -> list[str]:
-    s = r["settings"]
-    return [
-        "",
-        "## How it was measured",
-        "",
-        f"- Accuracy: {s['seeds']} seeds x {s['steps']} steps (one epoch of a "
-        f"{s['steps'] * s['batch_size']:,}-image subset) per loop, scored on "
-        f"{r['data']['test_images']:,} test images; per seed both loops start from "
-        "the same weights and see the same batches (paired). The archlab runs use the studies' "
-        "recipe without crop augmentation, because the baseline has none: the gap measures how "
-        "archlab computes (bf16 autocast, channels_last, in-memory batches), not a recipe. Both: "
-        "SGD + Nesterov momentum 0.9, one-cycle lr 0.1, weight decay 5e-4 (archlab: not on BN "
-        "and biases), aux loss x0.4.",
-        f"- archlab throughput: `train()` for {s['throughput_epochs']} epochs of "
-        f"{s['throughput_epoch_steps']} steps with augmentation; img/s of epochs 2+ "
-        "(RunResult.history, evaluation excluded).",
-        f"- Whole benchmark: {r['elapsed_s']:.0f} s.",
-    ]
-
-
-def markdown(r: dict[str, Any]) -> str:
-    """bench.md: results table, targets, profile, --jobs, counting, method."""
-    parts = [_md_header, _md_results, _md_targets, _md_profile, _md_jobs]
-    lines = [line for part in (*parts, _md_counting, _md_settings) for line in part(r)]
-    return "\n".join(lines) + "\n"
-
-
-def write_bench(result: dict[str, Any], out_dir: Path | str) -> dict[str, Path]:
-    """Write bench.json and bench.md atomically into ``out_dir``."""
-    from archlab.plots import write_atomic
-
-    out = Path(out_dir)
-    return {
-        "json": write_atomic(out / "bench.json", json.dumps(result, indent=2) + "\n"),
-        "md": write_atomic(out / "bench.md", markdown(result)),
-    }

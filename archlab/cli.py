@@ -5,30 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from archlab.config import ConfigError
-from archlab.registry import RegistryError
-from archlab.variants import SpecError
+from archlab.errors import UserError
+
+if TYPE_CHECKING:
+    from archlab.study.decide import UntilDecided
 
 
-class UsageError(ValueError):
+class UsageError(UserError):
     """Bad command-line input; printed as one line, exit code 2."""
-
-
-#: Exceptions that mean "the user's input is wrong": one line on stderr, exit 2.
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    UsageError,
-    SpecError,
-    ConfigError,
-    RegistryError,
-)
-
-
-def register_user_error(exc: type[BaseException]) -> None:
-    """Let a module declare its own bad-input exception type."""
-    global USER_ERRORS
-    if exc not in USER_ERRORS:
-        USER_ERRORS = (*USER_ERRORS, exc)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,25 +36,14 @@ def _add_variants(sub: argparse._SubParsersAction) -> None:
 def _cmd_variants(args: argparse.Namespace) -> int:
     import json
 
-    from archlab.variants import KNOBS, variant_table
+    from archlab.arch.spec import KNOBS, variant_lines, variant_table
 
-    rows = variant_table()
     if args.json:
+        rows = variant_table()
         print(json.dumps({"options": rows, "knobs": {k: v[0] for k, v in KNOBS.items()}}, indent=2))
         return 0
-    width = max(len(r["axis"]) + len(r["option"]) for r in rows) + 3
-    axis = None
-    for r in rows:
-        if r["axis"] != axis:
-            axis = r["axis"]
-            print(f"{axis}:")
-        mark = "*" if r["default"] else " "
-        label = f"  {mark} {r['option']}"
-        print(f"{label:<{width + 4}} {r['description']}  [{r['paper']}]")
-    print("knobs:")
-    for k, (help_, _, _) in KNOBS.items():
-        print(f"    {k:<{width}} {help_}")
-    print("(* = default of the mini model)")
+    for line in variant_lines():
+        print(line)
     return 0
 
 
@@ -86,7 +61,7 @@ def _add_flops(sub: argparse._SubParsersAction) -> None:
 def _cmd_flops(args: argparse.Namespace) -> int:
     import json
 
-    from archlab.measure import flops_report
+    from archlab.arch.cost import flops_lines, flops_report
 
     rep = flops_report(
         args.model,
@@ -98,14 +73,8 @@ def _cmd_flops(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rep, indent=2))
         return 0
-    print(f"model {rep['model']}  input {rep['in_chans']}x{rep['input_size']}x{rep['input_size']}")
-    print(f"  macs   {rep['macs']:>16,}  (conv + linear; 1 MAC = 1 multiply-add)")
-    print(f"  fvcore {rep['macs_fvcore_total']:>16,}  (adds BN, pooling; fvcore calls these flops)")
-    print(f"  params {rep['params']:>16,}  (inference; {rep['params_with_aux']:,} with aux head)")
-    print("  by stage (macs, params, output C x H x W):")
-    for name, st in rep["by_stage"].items():
-        shape = "x".join(str(v) for v in st.get("output_shape", []))
-        print(f"    {name:<12} {st['macs']:>16,} {st['params']:>12,}  {shape}")
+    for line in flops_lines(rep):
+        print(line)
     return 0
 
 
@@ -126,7 +95,7 @@ def _add_report_flops(sub: argparse._SubParsersAction) -> None:
 def _cmd_report_flops(args: argparse.Namespace) -> int:
     import time
 
-    from archlab.flops_report import write_report
+    from archlab.report.flops import write_report
 
     t0 = time.perf_counter()
     paths = write_report(args.out, fvcore_all=args.fvcore_all)
@@ -141,7 +110,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", help="fashion-mnist | synthetic[:N] | idx:PATH | cifar10:PATH …")
     p.add_argument("--model", default="inception_mini", help="inception_mini | inception_v3_tv | …")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="AXIS=VALUE")
-    p.add_argument("--preset", help="start from a named recipe: quick | full | paper")
+    p.add_argument("--preset", help="start from a named recipe: quick | study | full | paper")
     p.add_argument(
         "--recipe", action="append", default=[], metavar="KEY=VALUE", help="TrainConfig field"
     )
@@ -155,13 +124,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from archlab.config import TrainConfig, preset
-    from archlab.data import DataError
-    from archlab.models import default_spec
-    from archlab.train import config_from_overrides, summary_lines, train, write_json
-    from archlab.variants import apply_overrides
+    from archlab.arch.models import default_spec
+    from archlab.arch.spec import apply_overrides
+    from archlab.io import write_json
+    from archlab.train.config import TrainConfig, config_from_overrides, preset
+    from archlab.train.trainer import summary_lines, train
 
-    register_user_error(DataError)
     spec = apply_overrides(default_spec(args.model), args.overrides)
     flags = {
         "dataset": args.dataset,
@@ -204,6 +172,31 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--trials", type=int, default=8, help="tuning trials per variant")
     r.add_argument("--reports", default="reports", metavar="DIR", help="reports root")
     r.add_argument("--no-report", action="store_true", help="export CSVs but render no report")
+    r.add_argument(
+        "--until-decided",
+        action="store_true",
+        help="add seeds round by round to the comparisons whose claims are still open",
+    )
+    r.add_argument(
+        "--max-seeds",
+        type=int,
+        metavar="K",
+        help="--until-decided: stop at K seeds (default: the scale's max_seeds, else 10)",
+    )
+    r.add_argument(
+        "--budget",
+        type=float,
+        metavar="MINUTES",
+        help="--until-decided: start no round that would end past this (default 20)",
+    )
+    r.add_argument("--yes", action="store_true", help="allow a plan of more than 1,000 runs")
+    r.add_argument(
+        "--numerics",
+        choices=("check", "pinned"),
+        default="check",
+        help="a machine whose device/precision differ from the study's pinned ones: refuse "
+        "(check, default) or run as pinned",
+    )
     r.set_defaults(func=_cmd_study_run)
 
     s = ssub.add_parser("status", parents=[dirs], help="done / running / failed / remaining runs")
@@ -216,12 +209,26 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
     rp.set_defaults(func=_cmd_study_report)
 
 
-def _cmd_study_run(args: argparse.Namespace) -> int:
-    from archlab.data import DataError
-    from archlab.study import run_study
-    from archlab.study_spec import find_study_file
+def _until_decided(args: argparse.Namespace) -> UntilDecided | None:
+    """The ``--until-decided`` settings, or None; its options alone are a usage error."""
+    from archlab.study.decide import DEFAULT_BUDGET_MIN, UntilDecided
 
-    register_user_error(DataError)
+    if not args.until_decided:
+        for flag, value in (("--max-seeds", args.max_seeds), ("--budget", args.budget)):
+            if value is not None:
+                raise UsageError(f"{flag} is an option of --until-decided")
+        return None
+    budget = DEFAULT_BUDGET_MIN if args.budget is None else args.budget
+    until = UntilDecided(max_seeds=args.max_seeds, budget_min=budget)
+    until.check()
+    return until
+
+
+def _cmd_study_run(args: argparse.Namespace) -> int:
+    from archlab.study.engine import run_study
+    from archlab.study.studyfile import find_study_file
+
+    until = _until_decided(args)
     outcome = run_study(
         find_study_file(args.file),
         scale=args.scale or "quick",
@@ -233,6 +240,9 @@ def _cmd_study_run(args: argparse.Namespace) -> int:
         results_dir=args.results,
         reports_dir=args.reports,
         render=not args.no_report,
+        until_decided=until,
+        yes=args.yes,
+        numerics=args.numerics,
     )
     c = outcome.counts
     print(
@@ -247,7 +257,7 @@ def _cmd_study_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_study_status(args: argparse.Namespace) -> int:
-    from archlab.study import study_status
+    from archlab.study.engine import study_status
 
     table = study_status(
         args.study, scale=args.scale, storage=args.storage, results_dir=args.results
@@ -260,7 +270,7 @@ def _cmd_study_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_study_report(args: argparse.Namespace) -> int:
-    from archlab.study import study_report
+    from archlab.study.engine import study_report
 
     files = study_report(
         args.study,
@@ -285,7 +295,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from archlab.bench import check_lines, run_bench, settings, write_bench
+    from archlab.bench import run_bench, settings
+    from archlab.report.bench import check_lines, write_bench
 
     try:
         s = settings(quick=args.quick, seeds=args.seeds, steps=args.steps)
@@ -329,15 +340,11 @@ def _add_recipes(sub: argparse._SubParsersAction) -> None:
 def _cmd_recipes(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from archlab.config import TrainConfig
     from archlab.recipes import render, run_recipes
-    from archlab.train import config_from_overrides
+    from archlab.train.config import parse_overrides
 
     presets = args.presets or ["quick", "full"]
-    overrides = {}
-    for item in args.recipe:  # one at a time: an override equal to a default must still count
-        key = item.partition("=")[0].strip()
-        overrides[key] = getattr(config_from_overrides(TrainConfig(), [item]), key)
+    overrides = parse_overrides(args.recipe)  # every key given, even one equal to a default
     results, out = Path(args.results), Path(args.out)
     if not args.report_only:
         ran = run_recipes(
@@ -379,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except USER_ERRORS as e:
+    except UserError as e:
         print(f"archlab: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -388,8 +395,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # ``python -m archlab.cli`` runs this file as __main__, a second copy of the module; other
-    # modules register their error types with ``archlab.cli``, so use that copy's main.
-    from archlab.cli import main as _main
-
-    sys.exit(_main())
+    sys.exit(main())

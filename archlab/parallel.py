@@ -1,9 +1,9 @@
 """Local worker processes, each pinned to its own cores.
 
 Unpinned training processes on one machine slow each other 4-5x; pinned to separate cores
-(``os.sched_setaffinity``) two of them give ~1.1-1.2x the throughput of one (DESIGN.md s. 7).
-So ``--jobs N`` splits the usable cores into N disjoint sets and gives each worker one set and
-``torch.set_num_threads(len(set))``.
+(``os.sched_setaffinity``) two of them give ~1.1-1.2x the throughput of one (``archlab bench``
+measures it). So ``--jobs N`` splits the usable cores into N disjoint sets and gives each worker
+one set and ``torch.set_num_threads(len(set))``.
 """
 
 from __future__ import annotations
@@ -15,16 +15,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from archlab.provenance import usable_cores
+
 __all__ = ["cap_jobs", "pin", "run_workers", "split_cores", "usable_cores"]
 
 POLL_S = 1.0  # how often the parent refreshes progress while workers run
-
-
-def usable_cores() -> list[int]:
-    """The CPU ids this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return sorted(os.sched_getaffinity(0))
-    return list(range(os.cpu_count() or 1))
 
 
 def split_cores(n_jobs: int, cores: list[int] | set[int]) -> list[set[int]]:

@@ -1,6 +1,6 @@
 """The named training recipes measured over seeds: run what is missing, report mean and 95% CI.
 
-``archlab recipes`` trains the default mini model with each preset (``archlab.config.PRESETS``)
+``archlab recipes`` trains the default mini model with each preset (``train.config.PRESETS``)
 at seeds 0..N-1, one ``RunResult`` JSON per run in ``results/recipes/<preset>-seed<S>.json``, the
 same file ``archlab train --preset P --seed S --json FILE`` writes. A run whose file exists and
 matches the recipe is never trained again, so an interrupted measurement resumes. The report
@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from archlab.config import PRESETS, ConfigError, TrainConfig, preset
+from archlab.io import write_atomic, write_json
+from archlab.provenance import machine_info, usable_cores
+from archlab.train.config import ADDED_FIELDS, PRESETS, ConfigError, TrainConfig, preset
+
+if TYPE_CHECKING:  # the report layer is imported when a report is written, not by workers
+    from archlab.report.doc import Doc
 
 __all__ = [
     "TARGETS",
@@ -80,7 +83,7 @@ def load_run(
     Raises RecipeError when the file is unreadable or was trained with another recipe, model
     or spec: mixing those into one mean would report a recipe nobody ran.
     """
-    from archlab.models import default_spec
+    from archlab.arch.models import default_spec
 
     path = Path(path)
     if not path.exists():
@@ -99,7 +102,7 @@ def load_run(
         **{f"config.{k}": v for k, v in recipe_config(name, seed, overrides).to_dict().items()},
     }
     have = {"model": run.get("model"), "spec": run.get("spec")}
-    have.update({f"config.{k}": v for k, v in run["config"].items()})
+    have.update({f"config.{k}": v for k, v in {**ADDED_FIELDS, **run["config"]}.items()})
     for key, value in want.items():
         if have.get(key) != value:
             raise RecipeError(
@@ -150,8 +153,8 @@ def _worker(
     progress: bool,
 ) -> None:
     """Claim the next task off a shared counter until none is left; write each atomically."""
-    from archlab.models import default_spec
-    from archlab.train import train, write_json
+    from archlab.arch.models import default_spec
+    from archlab.train.trainer import train
 
     while True:
         with next_task.get_lock():  # a shared counter, not a Queue: its put() is asynchronous
@@ -165,9 +168,8 @@ def _worker(
         # How the time was measured: a wall time means little without the load beside it.
         result["run_context"] = {
             "jobs": jobs,
-            "cores": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [],
-            "cpu_count": os.cpu_count(),
-            "machine": platform.machine(),
+            "cores": usable_cores(),
+            "machine": machine_info(),
             "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
         }
         write_json(result_path(Path(results), name, seed), result)
@@ -185,8 +187,8 @@ def run_recipes(
     """Train every missing (preset, seed) run in ``jobs`` pinned workers; returns what ran."""
     import multiprocessing
 
-    from archlab.parallel import cap_jobs, run_workers, usable_cores
-    from archlab.train import validate_config
+    from archlab.parallel import cap_jobs, run_workers
+    from archlab.train.config import validate_config
 
     _check_args(presets, seeds)
     if jobs < 1:
@@ -270,8 +272,8 @@ def curves(runs: list[Stored]) -> pd.DataFrame:
 def _summary(
     df: pd.DataFrame, presets: list[str], seeds: int, overrides: dict[str, Any]
 ) -> pd.DataFrame:
-    from archlab.report import _mean_ci_text
-    from archlab.stats import mean_ci
+    from archlab.analysis.stats import mean_ci
+    from archlab.report.doc import fmt_mean_ci
 
     rows = []
     for p in presets:
@@ -286,9 +288,9 @@ def _summary(
             {
                 "recipe": p,
                 "runs": f"{len(sub)}/{seeds}" + (f" ({diverged} diverged)" if diverged else ""),
-                "test top-1 % (mean [95% CI])": _mean_ci_text(*top1),
+                "test top-1 % (mean [95% CI])": fmt_mean_ci(*top1),
                 "top-1 target": _target_text(top1, target.get("test_top1"), "%"),
-                "wall s per run (mean [95% CI])": _mean_ci_text(*wall, digits=0),
+                "wall s per run (mean [95% CI])": fmt_mean_ci(*wall, digits=0),
                 "time target": _target_text(wall, target.get("wall_s"), "s", lower=True),
             }
         )
@@ -320,46 +322,19 @@ def _recipe_text(name: str, overrides: dict[str, Any]) -> str:
     return f"{name}: {keys} (on top of the TrainConfig defaults)"
 
 
-def render(
-    presets: list[str],
-    seeds: int,
-    results: Path,
-    out: Path,
-    overrides: dict[str, Any] | None = None,
-) -> dict[str, Path]:
-    """Write reports/recipes/: report.md/.html, runs.csv, curves.csv (+ curves.png) from runs."""
-    from archlab.plots import plot_learning_curves, write_atomic
-    from archlab.report import _Doc, _num, _write_doc
+def _runs_section(doc: Doc, df: pd.DataFrame) -> None:
+    """The per-run table of the report, and what the model costs."""
+    from archlab.report.doc import fmt_num
 
-    _check_args(presets, seeds)
-    overrides = dict(overrides or {})
-    runs = stored_runs(presets, seeds, results, overrides)  # read and checked once
-    df = table(runs)
-    out = Path(out)
-    doc = _Doc()
-    doc.add("h1", "Training recipes of the mini model")
-    doc.add(
-        "p",
-        f"Model {MODEL} (default spec) on {recipe_config(presets[0], 0, overrides).dataset}, "
-        f"seeds 0..{seeds - 1}, one stored RunResult per run in {results}. Written by "
-        "`archlab recipes` (make recipes); a stored run is never trained again. Accuracy is "
-        "the mean over seeds with a 95% Student-t interval; a target counts as met when the "
-        "mean clears it, and the table says whether the whole interval does.",
-    )
-    if overrides:
-        doc.add("quote", f"Recipe overrides: {overrides} — these are not the presets as shipped.")
-    doc.add("kv", [("recipe", _recipe_text(p, overrides)) for p in presets])
-    doc.add("h2", "Summary")
-    doc.add("table", _summary(df, presets, seeds, overrides))
     doc.add("h2", "Runs")
     if len(df):
         view = df.assign(
-            **{c: df[c].map(lambda v: _num(v, 2)) for c in ("test_top1", "test_top5")},
-            test_nll=df["test_nll"].map(lambda v: _num(v, 4)),
-            test_ece=df["test_ece"].map(lambda v: _num(v, 4)),
-            images_per_s=df["images_per_s"].map(lambda v: _num(v, 0)),
-            train_time_s=df["train_time_s"].map(lambda v: _num(v, 1)),
-            wall_time_s=df["wall_time_s"].map(lambda v: _num(v, 1)),
+            **{c: df[c].map(lambda v: fmt_num(v, 2)) for c in ("test_top1", "test_top5")},
+            test_nll=df["test_nll"].map(lambda v: fmt_num(v, 4)),
+            test_ece=df["test_ece"].map(lambda v: fmt_num(v, 4)),
+            images_per_s=df["images_per_s"].map(lambda v: fmt_num(v, 0)),
+            train_time_s=df["train_time_s"].map(lambda v: fmt_num(v, 1)),
+            wall_time_s=df["wall_time_s"].map(lambda v: fmt_num(v, 1)),
             jobs=df["jobs"].map(lambda v: "n/a" if pd.isna(v) else str(int(v))),
         ).drop(columns=["macs", "params"])
         doc.add("table", view)
@@ -374,13 +349,47 @@ def render(
         )
     else:
         doc.add("p", "No complete run is stored yet.")
+
+
+def render(
+    presets: list[str],
+    seeds: int,
+    results: Path,
+    out: Path,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Path]:
+    """Write reports/recipes/: report.md/.html, runs.csv, curves.csv (+ curves.png) from runs."""
+    from archlab.report.doc import Doc, write_doc
+    from archlab.report.plots import plot_learning_curves
+
+    _check_args(presets, seeds)
+    overrides = dict(overrides or {})
+    runs = stored_runs(presets, seeds, results, overrides)  # read and checked once
+    df = table(runs)
+    out = Path(out)
+    doc = Doc()
+    doc.add("h1", "Training recipes of the mini model")
+    doc.add(
+        "p",
+        f"Model {MODEL} (default spec) on {recipe_config(presets[0], 0, overrides).dataset}, "
+        f"seeds 0..{seeds - 1}, one stored RunResult per run in {results}. Written by "
+        "`archlab recipes` (make recipes); a stored run is never trained again. Accuracy is "
+        "the mean over seeds with a 95% Student-t interval; a target counts as met when the "
+        "mean clears it, and the table says whether the whole interval does.",
+    )
+    if overrides:
+        doc.add("quote", f"Recipe overrides: {overrides} — these are not the presets as shipped.")
+    doc.add("kv", [("recipe", _recipe_text(p, overrides)) for p in presets])
+    doc.add("h2", "Summary")
+    doc.add("table", _summary(df, presets, seeds, overrides))
+    _runs_section(doc, df)
     curve = curves(runs)
     if curve.groupby("variant")["epoch"].nunique().max() > 1:  # a curve needs two points
         caption = f"inception_mini, {seeds} seeds; one line per recipe (x: epochs of that recipe)"
         png = plot_learning_curves(curve, out / "curves.png", caption=caption)
         doc.add("h2", "Learning curves")
         doc.add("img", png, "test top-1 per epoch, mean and 95% CI over seeds")
-    paths = _write_doc(doc, "archlab recipes", out)
+    paths = write_doc(doc, "archlab recipes", out)
     paths["runs.csv"] = write_atomic(out / "runs.csv", df.to_csv(index=False))
     paths["curves.csv"] = write_atomic(out / "curves.csv", curve.to_csv(index=False))
     return paths

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-# tests must never reach the network for data (archlab.data honours this)
+# tests must never reach the network for data (archlab.train.sources honours this)
 os.environ.setdefault("ARCHLAB_NO_DOWNLOAD", "1")
 
 

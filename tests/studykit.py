@@ -20,8 +20,9 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
-from archlab.study import RUN_COLUMNS
-from archlab.study_spec import load_study, plan_cells
+from archlab.study.plan import plan_cells
+from archlab.study.studyfile import load_study
+from archlab.study.tables import RUN_COLUMNS
 
 #: ``python -m archlab.cli``: the module entry point, so its error handling is tested too
 ARCHLAB = [sys.executable, "-m", "archlab.cli"]

@@ -1,4 +1,4 @@
-"""Tests for archlab.bench: a --quick run end to end, the paired loops, target checks.
+"""Tests for archlab.bench and its report: a --quick run end to end, the paired loops, targets.
 
 No timing assertions: the speed targets are checked by `make bench`, never here.
 """
@@ -10,9 +10,13 @@ from pathlib import Path
 import pytest
 
 from archlab import bench
+from archlab.arch.spec import ArchSpec
 from archlab.cli import main
-from archlab.data import load_dataset
-from archlab.variants import ArchSpec
+from archlab.report import bench as bench_report
+from archlab.report.doc import md_text
+from archlab.train.data import load_dataset
+from archlab.train.profile import TOP_OPS
+from archlab.train.reference import baseline_run
 
 # every field bench.json must hold, as dotted paths ("*" = each device)
 FIELDS = [
@@ -86,7 +90,7 @@ def test_quick_run_is_synthetic_and_complete(quick: tuple[dict, str]) -> None:
     assert result["settings"]["quick"] and not result["data"]["real"]
     assert "synthetic" in result["data"]["note"]
     assert "cpu" in result["devices"]
-    assert len(result["devices"]["cpu"]["profile"]["top_ops"]) == bench.TOP_OPS
+    assert len(result["devices"]["cpu"]["profile"]["top_ops"]) == TOP_OPS
     assert len(result["jobs"]["jobs2"]["workers"]) == 2
     # two workers pinned to disjoint cores
     cores = [set(w["cores"]) for w in result["jobs"]["jobs2"]["workers"]]
@@ -96,10 +100,10 @@ def test_quick_run_is_synthetic_and_complete(quick: tuple[dict, str]) -> None:
 def test_every_target_checked(quick: tuple[dict, str]) -> None:
     result, md = quick
     ids = {c["id"] for c in result["checks"]}
-    assert ids == set(bench.TARGETS)
+    assert ids == set(bench_report.TARGETS)
     assert "## Targets" in md and "| target | device | measured | result |" in md
-    for what, _ in bench.TARGETS.values():
-        assert what in md
+    for what, _ in bench_report.TARGETS.values():
+        assert md_text(what) in md  # as a table cell: "|" and "<" escaped
     for c in result["checks"]:
         assert c["passed"] or c["reason"]  # a shortfall always says why
 
@@ -115,13 +119,13 @@ def test_shortfalls_say_by_how_much_and_why(quick: tuple[dict, str]) -> None:
     dev = result["devices"]["cpu"]["derived"]
     dev.update(speedup=1.5, peak_fraction=0.05, top1_gap=-2.0)
     result["counting"]["seconds"] = 25.0
-    result["checks"] = bench.checks(result)
+    result["checks"] = bench_report.checks(result)
     short = {c["id"]: c for c in result["checks"] if not c["passed"]}
     assert {"speedup", "mac_util", "top1_gap", "count_s"} <= set(short)
     assert short["speedup"]["shortfall_shown"] == "1.50x"
     assert short["count_s"]["shortfall_shown"] == "15.0 s"
     assert all(c["reason"] for c in short.values())
-    assert "FALLS SHORT by 1.50x" in bench.markdown(result)
+    assert "FALLS SHORT by 1.50x" in bench_report.markdown(result)
 
 
 def test_baseline_and_archlab_are_paired() -> None:
@@ -131,7 +135,7 @@ def test_baseline_and_archlab_are_paired() -> None:
     cfg = bench.archlab_config(bench.QUICK, "cpu").replace(
         augment=False, precision="fp32", channels_last=False, weight_decay=0.0, seed=1
     )
-    base = bench.baseline_run(data, spec, cfg, 3)
+    base = baseline_run(data, spec, cfg, 3)
     arch = bench.archlab_run(data, spec, cfg, 3)
     assert base["train_loss"] == pytest.approx(arch["train_loss"], rel=1e-4)
     assert base["test_top1"] == pytest.approx(arch["test_top1"], abs=1e-9)

@@ -7,15 +7,15 @@ import pytest
 import torch
 from torch import nn
 
-from archlab.blocks.aux import AuxHead
-from archlab.blocks.conv import ConvBN, PoolConvBN, conv_macs, conv_params
-from archlab.blocks.modules import Ctx, module_a, module_b
-from archlab.blocks.reduce import ReductionPlan
-from archlab.measure import conv_linear_macs, flop_counter_macs, fvcore_counts
-from archlab.models.inception import Layout
-from archlab.models.inception_v3 import TORCHVISION
-from archlab.models.mini import MINI
-from archlab.variants import (
+from archlab.arch.blocks.aux import AuxHead
+from archlab.arch.blocks.conv import ConvBN, PoolConvBN, conv_macs, conv_params
+from archlab.arch.blocks.modules import Ctx, module_a, module_b
+from archlab.arch.blocks.reduce import ReductionPlan
+from archlab.arch.cost import conv_linear_macs, flop_counter_macs, fvcore_counts
+from archlab.arch.models.inception import Layout
+from archlab.arch.models.inception_v3 import TORCHVISION
+from archlab.arch.models.mini import MINI
+from archlab.arch.spec import (
     AUX_HEAD,
     AXES,
     COARSE_MODULE,

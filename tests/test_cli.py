@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from archlab import flops_report
-from archlab.flops_report import one_axis_variants
-from archlab.plots import PNG_SIGNATURE
-from archlab.variants import AXES, KNOBS, variant_table
+from archlab.arch.spec import AXES, KNOBS, variant_table
+from archlab.report import flops as flops_report
+from archlab.report.plots import PNG_SIGNATURE
+from archlab.report.sweep import one_axis_variants
 from tests.studykit import run_main
 
 
@@ -187,3 +187,10 @@ def test_report_flops_full(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
     rc, out, err = run_main(capsys, "report-flops", "--out", str(tmp_path))
     assert rc == 0 and err == ""
     _check_report(tmp_path, [m for m, _, _ in flops_report.REPORT_MODELS])
+
+
+def test_study_run_help_lists_the_deciding_options(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run_main(capsys, "study", "run", "--help")
+    assert rc == 0
+    for flag in ("--until-decided", "--max-seeds K", "--budget MINUTES", "--yes", "--numerics"):
+        assert flag in out, flag

@@ -1,4 +1,5 @@
-"""Tests for archlab.data: loaders, their error messages, splits, normalization, augmentation."""
+"""Tests for archlab.train.data and .sources: loaders, error messages, splits, normalization,
+augmentation."""
 
 import gzip
 import hashlib
@@ -14,8 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
-from archlab import data
-from archlab.data import DataError, augment, batches, load_dataset, normalize
+from archlab.train import sources
+from archlab.train.data import DataError, augment, batches, load_dataset, normalize
 
 FMNIST_SYSTEM = Path("/usr/share/datasets/fashion-mnist")
 
@@ -90,7 +91,7 @@ def no_fmnist(tmp_path, monkeypatch):
     """A world with Fashion-MNIST nowhere on the search path."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("ARCHLAB_DATA", raising=False)
-    monkeypatch.setattr(data, "_SYSTEM_FMNIST_DIR", tmp_path / "nowhere")
+    monkeypatch.setattr(sources, "_SYSTEM_FMNIST_DIR", tmp_path / "nowhere")
     return tmp_path
 
 
@@ -161,7 +162,7 @@ def test_cache_follows_file_changes_and_is_not_shared(tmp_path):
 
 def fake_fmnist_hashes(monkeypatch, blobs: dict) -> None:
     hashes = {stem: hashlib.sha256(blob).hexdigest() for stem, blob in blobs.items()}
-    monkeypatch.setattr(data, "_FMNIST_SHA256", hashes)
+    monkeypatch.setattr(sources, "_FMNIST_SHA256", hashes)
 
 
 @pytest.mark.parametrize("subdir", ["", "fashion-mnist"])
@@ -197,7 +198,7 @@ def test_fashion_mnist_download_failure_is_a_data_error(no_fmnist, monkeypatch):
     def offline(url, timeout):
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(data.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(sources.urllib.request, "urlopen", offline)
     with pytest.raises(DataError, match="download from .* failed .*apt-get install"):
         load_dataset("fashion-mnist")
 
@@ -212,7 +213,7 @@ def test_fashion_mnist_download_verifies_and_saves(no_fmnist, monkeypatch):
         fetched.append(url)
         return io.BytesIO(gzip.compress(blobs[url.rsplit("/", 1)[1].removesuffix(".gz")]))
 
-    monkeypatch.setattr(data.urllib.request, "urlopen", fake_urlopen)
+    monkeypatch.setattr(sources.urllib.request, "urlopen", fake_urlopen)
     assert len(load_dataset("fashion-mnist").test_y) == 10
     assert len(fetched) == 4
     assert sorted(p.name for p in (no_fmnist / "data/fashion-mnist").iterdir()) == sorted(
@@ -225,11 +226,11 @@ def test_real_fashion_mnist(monkeypatch):
     monkeypatch.delenv("ARCHLAB_DATA", raising=False)
     monkeypatch.setenv("ARCHLAB_NO_DOWNLOAD", "1")
     checked = []
-    real_check = data._check_sha256
-    monkeypatch.setattr(data, "_check_sha256", lambda *a: checked.append(a[0]) or real_check(*a))
-    files = data._find_fashion_mnist()
-    ds = data._read_idx_source.__wrapped__(files, True)  # bypass the cache: hashes must run
-    assert [f.name.split(".")[0] for f in checked] == list(data._FMNIST_SHA256)
+    real_check = sources._check_sha256
+    monkeypatch.setattr(sources, "_check_sha256", lambda *a: checked.append(a[0]) or real_check(*a))
+    files = sources._find_fashion_mnist()
+    ds = sources._read_idx_source.__wrapped__(files, True)  # bypass the cache: hashes must run
+    assert [f.name.split(".")[0] for f in checked] == list(sources._FMNIST_SHA256)
     assert ds.train_x.shape == (60000, 1, 28, 28) and ds.test_x.shape == (10000, 1, 28, 28)
     full = load_dataset("fashion-mnist")
     assert full.train_x.shape == (60000, 1, 28, 28) and full.test_y.shape == (10000,)
@@ -342,7 +343,7 @@ def test_cifar10_batches(tmp_path, binary):
     assert torch.equal(ds.test_x, torch.from_numpy(x.reshape(4, 3, 32, 32)))  # channel planes
     assert ds.test_y.tolist() == y.tolist() and ds.hflip
     assert ds.classes == (
-        [f"c{i}" for i in range(10)] if not binary else list(data.CIFAR10_CLASSES)
+        [f"c{i}" for i in range(10)] if not binary else list(sources.CIFAR10_CLASSES)
     )
 
 

@@ -8,8 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from archlab.flops_report import count, one_axis_variants
-from archlab.measure import (
+from archlab.arch.cost import (
     Complexity,
     complexity,
     conv_linear_macs,
@@ -18,8 +17,9 @@ from archlab.measure import (
     fvcore_counts,
     solve_width,
 )
-from archlab.models import MODELS, build_model, default_spec
-from archlab.variants import AXES, ArchSpec, SpecError
+from archlab.arch.models import MODELS, build_model, default_spec
+from archlab.arch.spec import AXES, ArchSpec, SpecError
+from archlab.report.sweep import count, one_axis_variants
 from tests.data.make_golden import complexity_cases
 
 GOLDEN = Path(__file__).parent / "data" / "complexity_golden.json"

@@ -1,11 +1,11 @@
-"""Tests for archlab.metrics against hand-computed values."""
+"""Tests for archlab.train.metrics against hand-computed values."""
 
 import math
 
 import pytest
 import torch
 
-from archlab.metrics import classification_metrics, ece, nll, reliability, topk_accuracy
+from archlab.train.metrics import classification_metrics, ece, nll, reliability, topk_accuracy
 
 
 def logits_of(probs: list[list[float]]) -> torch.Tensor:

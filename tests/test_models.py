@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from archlab.measure import fast_macs
-from archlab.models import MODELS, Inception, build_model, default_spec
-from archlab.variants import AXES, ArchSpec, SpecError
+from archlab.arch.cost import fast_macs
+from archlab.arch.models import MODELS, Inception, build_model, default_spec
+from archlab.arch.spec import AXES, ArchSpec, SpecError
 
 DATA = Path(__file__).parent / "data"
 OPTIONS = [(axis, e.name) for axis, reg in AXES.items() for e in reg]

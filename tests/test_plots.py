@@ -4,7 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from archlab.plots import (
+from archlab.analysis.stats import summarize
+from archlab.io import write_atomic
+from archlab.report.plots import (
     PNG_SIGNATURE,
     caption_line,
     plot_acc_vs_macs,
@@ -13,9 +15,7 @@ from archlab.plots import (
     plot_learning_curves,
     plot_reliability,
     plot_xy_ci,
-    write_atomic,
 )
-from archlab.stats import summarize
 
 CAP = caption_line("fashion-mnist", "quick", 3)
 

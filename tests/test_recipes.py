@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 
 from archlab import recipes
-from archlab.models import default_spec
+from archlab.analysis.stats import mean_ci
+from archlab.arch.models import default_spec
 from archlab.parallel import usable_cores
-from archlab.plots import PNG_SIGNATURE
 from archlab.recipes import RecipeError, load_run, pending, result_path, run_recipes
-from archlab.stats import mean_ci
+from archlab.report.plots import PNG_SIGNATURE
 from tests.studykit import run_main
 
 # Tiny synthetic runs: the machinery, not the accuracy, is under test here.
@@ -54,6 +54,7 @@ def test_runs_missing_seeds_once_and_resumes(tmp_path: Path) -> None:
     assert run_recipes(["quick"], 3, res, overrides=SYN, progress=False) == []
     run = load_run(result_path(res, "quick", 1), "quick", 1, SYN)
     assert run is not None and run["config"]["seed"] == 1 and run["run_context"]["jobs"] == 1
+    assert {"cpu_model", "cpu_flags", "usable_cores", "torch"} <= set(run["run_context"]["machine"])
 
 
 def test_two_pinned_workers_share_the_queue(tmp_path: Path) -> None:
@@ -149,7 +150,7 @@ def test_cli_runs_and_reports_with_overrides_flagged(
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
-        (["--preset", "nope"], "--preset 'nope': unknown recipe; valid: quick, full, paper"),
+        (["--preset", "nope"], "--preset 'nope': unknown recipe; valid: quick, study, full, paper"),
         (["--seeds", "0"], "--seeds 0: need at least 1"),
         (["--jobs", "0"], "--jobs 0: need at least 1"),
         (["--recipe", "lr=abc"], "lr"),

@@ -2,7 +2,7 @@
 
 import pytest
 
-from archlab.registry import Entry, Registry, RegistryError
+from archlab.arch.registry import Entry, Registry, RegistryError
 
 
 @pytest.fixture

@@ -16,10 +16,13 @@ import pandas as pd
 import pytest
 from optuna.trial import FrozenTrial, TrialState
 
-import archlab.plots
-import archlab.study
+import archlab.study.progress
+import archlab.study.tables
+import archlab.study.trials
 from archlab.cli import main
-from archlab.study import _claim, _connect, run_study
+from archlab.study.engine import run_study
+from archlab.study.optuna_compat import claim_waiting_trial
+from archlab.study.storage import connect
 from tests.studykit import (
     CONV5,
     DIVERGE,
@@ -132,7 +135,7 @@ def test_sigkill_in_every_phase_then_resume_loses_and_repeats_nothing(tmp_path: 
     assert all("owner" not in t.user_attrs for t in running)  # the others were failed
     if running:
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(archlab.study, "GRACE_S", 0)
+            mp.setattr(archlab.study.trials, "GRACE_S", 0)
             dirs = {"results_dir": tmp_path / "results", "reports_dir": tmp_path / "reports"}
             assert run_study(path, scale="smoke", **dirs).ok
 
@@ -277,12 +280,12 @@ def test_failed_write_after_training_is_one_line_and_keeps_the_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = write_study(tmp_path, "full")
-    real = archlab.plots.write_atomic
+    real = archlab.study.tables.write_atomic
 
     def disk_full(p: Path, data: bytes | str) -> Path:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(p.parent))
 
-    monkeypatch.setattr(archlab.plots, "write_atomic", disk_full)
+    monkeypatch.setattr(archlab.study.tables, "write_atomic", disk_full)
     args = ["study", "run", str(path), "--scale", "smoke", "--results", str(tmp_path / "results"),
             "--reports", str(tmp_path / "reports")]  # fmt: skip
     assert main(args) == 2
@@ -293,7 +296,7 @@ def test_failed_write_after_training_is_one_line_and_keeps_the_runs(
     ts = trials(str(tmp_path / "results" / "full" / "journal.log"), "full-smoke")
     assert len(complete_by_key(ts)) == 2  # the runs themselves were kept
 
-    monkeypatch.setattr(archlab.plots, "write_atomic", real)
+    monkeypatch.setattr(archlab.study.tables, "write_atomic", real)
     assert main([*args, "--no-report"]) == 0
     assert "2 runs, 2 done, 0 to run" in capsys.readouterr().err  # nothing trained again
     check_runs_csv(tmp_path / "results" / "full" / "runs.csv", planned_keys(path), complete=True)
@@ -346,16 +349,16 @@ def test_run_claimed_by_a_worker_that_died_at_once_is_retried(
     url = str(tmp_path / "results" / "orphan" / "journal.log")
     # plan only: enqueue the cells, then claim one as a worker killed right after its claim
     # (before it recorded its owner) would leave it
-    monkeypatch.setattr(archlab.study, "run_workers", lambda *a, **k: [0])
+    monkeypatch.setattr(archlab.study.progress, "run_workers", lambda *a, **k: [0])
     run_study(path, scale="smoke", **dirs)
-    study, _ = _connect(url, "orphan-smoke")
-    orphan = _claim(study)
+    study, _ = connect(url, "orphan-smoke")
+    orphan = claim_waiting_trial(study)
     assert orphan is not None and "owner" not in study.trials[orphan.number].user_attrs
     monkeypatch.undo()
 
-    monkeypatch.setattr(archlab.study, "GRACE_S", 3600)  # a claim this young may be alive
+    monkeypatch.setattr(archlab.study.trials, "GRACE_S", 3600)  # a claim this young may be alive
     assert not run_study(path, scale="smoke", **dirs).ok  # not stolen from a live worker
-    monkeypatch.setattr(archlab.study, "GRACE_S", 0)  # long past: its worker is gone
+    monkeypatch.setattr(archlab.study.trials, "GRACE_S", 0)  # long past: its worker is gone
     outcome = run_study(path, scale="smoke", **dirs)
     assert outcome.ok
     ts = trials(url, "orphan-smoke")

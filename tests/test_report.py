@@ -7,18 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from archlab.plots import PNG_SIGNATURE
-from archlab.report import (
-    _pool_bins,
-    epochs_to_reach,
-    evidence_of,
-    principle1,
-    principle2,
-    principle3,
-    principle4,
-    render_principles,
-    render_report,
-)
+from archlab.analysis.principles import PRINCIPLES, analyze, epochs_to_reach
+from archlab.report.doc import Doc, fmt_mean_ci, fmt_millions, fmt_num, md_table, to_markdown
+from archlab.report.plots import PNG_SIGNATURE
+from archlab.report.principles import evidence_of, render_principles, run_principle
+from archlab.report.study import pool_bins, render_report
 
 SEEDS = (0, 1, 2)
 EVIL = "<script>alert(1)</script>"
@@ -176,7 +169,7 @@ def test_reliability_adds_diagram_and_calibration_columns(tmp_path):
 def test_reliability_bins_pool_by_count():
     a = {"bin_conf": [0.5, 0.9], "bin_acc": [0.4, 0.8], "bin_count": [1, 3]}
     b = {"bin_conf": [0.7, 0.9], "bin_acc": [0.6, 1.0], "bin_count": [1, 1]}
-    pooled = _pool_bins([json.dumps(a), b])
+    pooled = pool_bins([json.dumps(a), b])
     assert pooled["bin_conf"] == pytest.approx([0.6, 0.9])
     assert pooled["bin_acc"] == pytest.approx([0.5, 0.85])
     assert pooled["bin_count"] == [2.0, 4.0]
@@ -213,7 +206,7 @@ def _principle_runs(key: str, values, effect, **fixed) -> pd.DataFrame:
 def test_principle1_agrees_when_milder_bottleneck_is_better(tmp_path):
     runs = _principle_runs("min_repr", [0.125, 0.25, 0.5, 1.0], lambda v: 2 * np.log2(v))
     runs["grid_reduction"] = np.where(runs["min_repr"] < 0.3, "pool_conv", "parallel")
-    path, verdict, detail = principle1(runs, tmp_path)
+    path, verdict, detail = run_principle(1, runs, None, tmp_path)
     assert path.read_bytes()[:8] == PNG_SIGNATURE
     assert evidence_of(verdict) == "agrees"
     assert "+2.00 pt per doubling" in verdict
@@ -230,7 +223,7 @@ def test_principle2_wider_trains_faster(tmp_path):
             for e in range(1, 11)
         ]
     )
-    path, verdict, detail = principle2(runs, curves, tmp_path, threshold=60.0)
+    path, verdict, detail = run_principle(2, runs, curves, tmp_path, threshold=60.0)
     assert evidence_of(verdict) == "agrees"
     assert set(detail["not reached"]) == {0}
     assert path.exists()
@@ -238,10 +231,10 @@ def test_principle2_wider_trains_faster(tmp_path):
 
 def test_principle3_needs_four_ratios(tmp_path):
     runs = _principle_runs("reduce_ratio", [0.25, 0.5, 1.0], lambda v: 0.0)
-    _, verdict, _ = principle3(runs, tmp_path)
+    _, verdict, _ = run_principle(3, runs, None, tmp_path)
     assert verdict.startswith("inconclusive: 3 reduce_ratio values")
     runs = _principle_runs("reduce_ratio", [0.125, 0.25, 0.5, 1.0], lambda v: 0.1 * v)
-    _, verdict, detail = principle3(runs, tmp_path)
+    _, verdict, detail = run_principle(3, runs, None, tmp_path)
     assert evidence_of(verdict) == "agrees" and len(detail) == 4
 
 
@@ -252,7 +245,7 @@ def test_principle4_flags_off_budget_points_and_finds_balance(tmp_path):
         for seed in SEEDS:
             top1 = 89.0 + (1.0 if d == 1.0 else 0.0) + 0.2 * seed
             rows.append(_run(f"d={d}", seed, top1, macs, depth_mult=d, width_mult=w))
-    path, verdict, detail = principle4(pd.DataFrame(rows), tmp_path)
+    path, verdict, detail = run_principle(4, pd.DataFrame(rows), None, tmp_path)
     assert detail["outside tolerance"].tolist() == ["", "", "", "yes"]  # 33 M is +10%
     assert evidence_of(verdict) == "agrees"
     assert "best is d=1, w=1" in verdict
@@ -271,7 +264,7 @@ def test_render_report_for_a_principle_study(tmp_path):
 
 def test_render_principles_page(tmp_path):
     runs = _principle_runs("reduce_ratio", [0.125, 0.25, 0.5, 1.0], lambda v: 0.1 * v)
-    path, verdict, detail = principle3(runs, tmp_path)
+    path, verdict, detail = run_principle(3, runs, None, tmp_path)
     sections = [
         {
             "principle": 3,
@@ -311,3 +304,53 @@ def test_single_seed_and_all_failed_variant_do_not_crash(tmp_path):
     assert "(1 run, no CI)" in md
     claims = pd.read_csv(tmp_path / "claims.csv").set_index("claim")
     assert claims.loc["stem_7x7", "evidence"] == "inconclusive"  # one seed proves nothing
+
+
+def test_principles_are_one_table_with_one_signature(tmp_path):
+    assert sorted(PRINCIPLES) == [1, 2, 3, 4]
+    runs = _principle_runs("reduce_ratio", [0.125, 0.25, 0.5, 1.0], lambda v: 0.1 * v)
+    result = analyze(3, runs, pd.DataFrame())
+    assert result.principle == 3 and result.evidence == "agrees" and len(result.per) == 4
+    assert result.facts["low"] == 0.125 and result.facts["diff"].n == len(SEEDS)
+    with pytest.raises(ValueError, match="unknown principle 5; valid: 1, 2, 3, 4"):
+        analyze(5, runs, None)
+    with pytest.raises(ValueError, match="unknown study kind 'principle5'"):
+        meta = {**META, "kind": "principle5", "baseline": None}
+        render_report(runs, pd.DataFrame(), meta, tmp_path, n_boot=50)
+
+
+def test_principle4_needs_three_configurations_on_budget(tmp_path):
+    rows = [
+        _run(f"d={d}", seed, 89.0 + seed, 30e6, depth_mult=d, width_mult=w)
+        for d, w in ((1.0, 1.0), (2.0, 0.7))
+        for seed in SEEDS
+    ]
+    _, verdict, detail = run_principle(4, pd.DataFrame(rows), None, tmp_path)
+    assert verdict == "inconclusive: 2 iso-MAC configurations, at least 3 needed"
+    assert len(detail) == 2
+
+
+def test_doc_tables_and_number_formats(tmp_path):
+    table = md_table(["a|b", "n"], [["<b>x</b>", 1], ["two\nlines", 2]], align=["left", "right"])
+    assert table.splitlines() == [
+        "| a\\|b | n |",
+        "|---|---:|",
+        "| &lt;b>x&lt;/b> | 1 |",
+        "| two lines | 2 |",
+    ]
+    assert (fmt_num(1.234), fmt_num(math.nan), fmt_num("x"), fmt_num(2.5, 0)) == (
+        "1.23",
+        "n/a",
+        "x",
+        "2",
+    )
+    assert fmt_mean_ci(1.0, 0.5, 1.5) == "1.00 [0.50, 1.50]"
+    assert fmt_mean_ci(1.0, math.nan, math.nan, 0) == "1 (1 run, no CI)"
+    assert fmt_mean_ci(math.nan, 0.0, 1.0) == "n/a"
+    assert (fmt_millions(1_234_567_000), fmt_millions(None)) == ("1,234.57", "n/a")
+    doc = Doc()
+    doc.add("h2", "t")
+    doc.add("table", pd.DataFrame({"x": [1]}))
+    assert to_markdown(doc, tmp_path) == "## t\n\n| x |\n|---|\n| 1 |\n"
+    with pytest.raises(ValueError, match="unknown block kind 'h4'"):
+        doc.add("h4", "t")

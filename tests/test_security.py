@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import archlab
-from archlab.study import run_study
+from archlab.study.engine import run_study
 from tests.pgserver import PASSWORD
 from tests.studykit import CONV5, one_torch_thread, run_cli, run_main, tree, write_study
 
@@ -119,7 +119,7 @@ CODE_LOADING_MODULES = {"marshal", "shelve", "dill", "cloudpickle", "joblib"}
 def violations(source: str, filename: str = "<source>") -> list[str]:
     """Unsafe deserialization in Python source: one entry per offending line."""
     found = []
-    allowed_pickle = filename.endswith(f"archlab{os.sep}data.py")
+    allowed_pickle = filename.endswith(os.path.join("archlab", "train", "sources.py"))
     for node in ast.walk(ast.parse(source)):
         where = f"{filename}:{getattr(node, 'lineno', 0)}"
         if isinstance(node, ast.Call):
@@ -187,9 +187,9 @@ def test_package_loads_nothing_unsafely() -> None:
     found = [v for f in SOURCES for v in violations(f.read_text(), str(f))]
     assert found == []
     # the one pickle user restricts its unpickler to an allow-list of globals
-    data = (PACKAGE / "data.py").read_text()
+    data = (PACKAGE / "train" / "sources.py").read_text()
     assert "class _CifarUnpickler(pickle.Unpickler):" in data and "def find_class(" in data
-    assert "yaml.safe_load(" in (PACKAGE / "study_spec.py").read_text()
+    assert "yaml.safe_load(" in (PACKAGE / "study" / "studyfile.py").read_text()
 
 
 # --- passwords -----------------------------------------------------------------------------------

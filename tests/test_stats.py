@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from archlab.stats import (
+from archlab.analysis.stats import (
+    MIN_BOOTSTRAP,
     bootstrap_slope,
     compare_to_baseline,
     edf,
@@ -84,12 +85,16 @@ def test_fewer_than_two_pairs_is_inconclusive():
     assert math.isnan(r.ci_lo)
 
 
-def test_verdict_needs_t_interval_too_with_few_seeds():
-    # All three differences positive: the percentile bootstrap excludes 0, the t interval does not.
+def test_no_bootstrap_interval_over_few_seeds():
+    # All three differences positive: a percentile bootstrap would exclude 0 (it covers ~75%
+    # with 3 values); below MIN_BOOTSTRAP values the interval shown is the t interval.
     r = paired_diff([0.1, 0.5, 2.0], [0.0, 0.0, 0.0], n_boot=4000)
-    assert r.ci_lo > 0
+    assert (r.ci_lo, r.ci_hi) == (r.t_lo, r.t_hi)
     assert r.t_lo < 0
     assert r.verdict == "inconclusive"
+    # with enough pairs the bootstrap is computed (it differs from the t interval)
+    many = paired_diff(np.linspace(0.1, 2.0, MIN_BOOTSTRAP), np.zeros(MIN_BOOTSTRAP), n_boot=4000)
+    assert many.ci_lo > 0 and many.ci_lo != many.t_lo
 
 
 def test_pareto_front_hand_made():
@@ -185,5 +190,5 @@ def test_slope_interval_is_honest_with_three_seeds():
     y = np.array([0.0, 1.0, 0.0, 2.0, 0.0, 6.0])
     r = bootstrap_slope(x, y, np.repeat([0, 1, 2], 2), n_boot=500)
     assert r.slope == pytest.approx(3.0)
-    assert r.ci_lo > 0
+    assert (r.ci_lo, r.ci_hi) == (r.t_lo, r.t_hi)  # no cluster bootstrap over 3 seeds
     assert r.t_lo < 0 and r.lo == r.t_lo

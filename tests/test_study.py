@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import subprocess
@@ -15,25 +16,20 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
-import archlab.train
+import archlab.train.trainer
+from archlab.arch.spec import ArchSpec
 from archlab.cli import main
-from archlab.config import TrainConfig
 from archlab.parallel import run_workers, usable_cores
-from archlab.study import (
-    CURVE_COLUMNS,
-    RUN_COLUMNS,
-    _cell_attrs,
-    _connect,
-    _enqueue,
-    mask_url,
-    open_storage,
-    run_study,
-    study_report,
-    study_status,
-    work,
-)
-from archlab.study_spec import StudyFileError, load_study, plan_cells, resolve_scale, run_key
-from archlab.variants import ArchSpec
+from archlab.study.compare import enqueue, work
+from archlab.study.engine import run_study, study_report, study_status
+from archlab.study.errors import StudyFileError
+from archlab.study.optuna_compat import claim_waiting_trial
+from archlab.study.plan import plan_cells, resolve_scale, run_key
+from archlab.study.storage import connect, mask_url, open_storage
+from archlab.study.studyfile import load_study
+from archlab.study.tables import CURVE_COLUMNS, RUN_COLUMNS
+from archlab.study.trials import cell_attrs
+from archlab.train.config import TrainConfig
 
 STUDIES = sorted(Path(__file__).resolve().parents[1].joinpath("studies").glob("*.yaml"))
 TINY = """
@@ -63,7 +59,7 @@ def trials_of(tmp_path: Path, name: str = "tiny-smoke") -> list[optuna.trial.Fro
 
 
 class CountingTrain:
-    """Stands in for archlab.train.train: records each run's key, can interrupt after N runs."""
+    """Stands in for the trainer's train: records each run's key, can interrupt after N runs."""
 
     def __init__(self, real: Callable[..., Any]) -> None:
         self.real, self.keys, self.stop_after = real, [], None
@@ -77,8 +73,8 @@ class CountingTrain:
 
 @pytest.fixture
 def counting_train(monkeypatch: pytest.MonkeyPatch) -> CountingTrain:
-    counter = CountingTrain(archlab.train.train)
-    monkeypatch.setattr(archlab.train, "train", counter)
+    counter = CountingTrain(archlab.train.trainer.train)
+    monkeypatch.setattr(archlab.train.trainer, "train", counter)
     return counter
 
 
@@ -151,15 +147,31 @@ def test_killed_worker_leaves_a_stale_trial_that_is_rerun(tmp_path: Path) -> Non
     assert sorted(t.user_attrs["key"] for t in complete) == keys
 
 
+def test_optuna_still_has_the_private_pop_we_use() -> None:
+    # optuna_compat.claim_waiting_trial calls optuna's private Study._pop_waiting_trial_id (no
+    # public call claims only an enqueued trial): this fails first if optuna changes it.
+    pop = getattr(optuna.Study, "_pop_waiting_trial_id", None)
+    assert callable(pop), "optuna removed Study._pop_waiting_trial_id: see study/optuna_compat.py"
+    assert list(inspect.signature(pop).parameters) == ["self"]
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    study.enqueue_trial({}, user_attrs={"key": "a"})
+    study.enqueue_trial({}, user_attrs={"key": "b"})
+    claimed = [claim_waiting_trial(study), claim_waiting_trial(study)]
+    assert [t.user_attrs["key"] for t in claimed if t is not None] == ["a", "b"]
+    assert [t.state for t in study.get_trials()] == [TrialState.RUNNING] * 2
+    assert claim_waiting_trial(study) is None  # an empty queue: nothing claimed ...
+    assert len(study.get_trials()) == 2  # ... and, unlike Study.ask(), no trial created
+
+
 @pytest.mark.skipif(len(usable_cores()) < 2, reason="needs 2 cores")
 def test_two_workers_share_one_queue_without_duplicate_runs(tmp_path: Path) -> None:
     cells = plan_cells(load_study(tiny(tmp_path)), "smoke")
     url, name = str(tmp_path / "journal.log"), "tiny-smoke"
-    study, _ = _connect(url, name, directions=["maximize"])
-    assert len(_enqueue(study, cells)) == 4
-    assert _enqueue(study, cells) == [c.key for c in cells]  # a second plan enqueues nothing
+    study, _ = connect(url, name, directions=["maximize"])
+    assert len(enqueue(study, cells)) == 4
+    assert enqueue(study, cells) == [c.key for c in cells]  # a second plan enqueues nothing
     for c in cells:  # ... but two machines planning at the same instant can both enqueue
-        study.enqueue_trial({}, user_attrs=_cell_attrs(c.model, c.spec, c.config, "smoke", "x"))
+        study.enqueue_trial({}, user_attrs=cell_attrs(c.model, c.spec, c.config, "smoke", "x"))
 
     assert run_workers(2, work, {"url": url, "study_name": name}) == [0, 0]
     trials = study.get_trials()

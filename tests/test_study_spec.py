@@ -9,18 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from archlab.config import TrainConfig
-from archlab.study_spec import (
-    SMOKE,
-    StudyFileError,
-    find_study_file,
-    load_study,
-    parse_set,
-    plan_cells,
-    run_key,
-    variant_label,
-)
-from archlab.variants import AXES, ArchSpec
+from archlab.arch.spec import AXES, ArchSpec
+from archlab.study.errors import StudyFileError
+from archlab.study.plan import parse_set, plan_cells, run_key, variant_label
+from archlab.study.schema import SMOKE
+from archlab.study.studyfile import find_study_file, load_study
+from archlab.train.config import TrainConfig
 
 MINIMAL = """
 name: s
@@ -83,11 +77,11 @@ BAD = {
     ),
     "seeds not ints": (
         "name: s\nseeds: [0, a]\nvariants:\n  one_factor: [{stem: 7x7}]\n",
-        "seeds[1]: seed 'a' is not an integer >= 0",
+        "seeds[1]: seed 'a' is not an integer in [0, 100,000)",
     ),
     "zero seeds": (
         "name: s\nseeds: 0\nvariants:\n  one_factor: [{stem: 7x7}]\n",
-        "need at least 1",
+        "0 seeds: allowed 1 to 100,000",
     ),
     "duplicate seeds": (
         "name: s\nseeds: [1, 1]\nvariants:\n  one_factor: [{stem: 7x7}]\n",

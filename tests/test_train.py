@@ -1,4 +1,5 @@
-"""Tests for archlab.train: loss, optimizers, schedules, EMA, clipping, seeding, runs, CLI."""
+"""Tests for archlab.train: loss, optimizers, schedules, EMA, clipping, precise BN, seeds, runs,
+runtime, config validation and overrides, the ``archlab train`` CLI."""
 
 import json
 import math
@@ -9,23 +10,20 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from archlab import train as train_mod
+from archlab.arch.spec import ArchSpec
 from archlab.cli import main
-from archlab.config import ConfigError, TrainConfig
-from archlab.data import load_dataset
-from archlab.train import (
-    Ema,
-    RMSpropTF,
-    compile_pays,
+from archlab.train import trainer as train_mod
+from archlab.train.config import (
+    ConfigError,
+    RunResult,
+    TrainConfig,
     config_from_overrides,
-    lr_at,
-    param_groups,
-    resolve_runtime,
-    smoothed_cross_entropy,
-    train,
     validate_config,
 )
-from archlab.variants import ArchSpec
+from archlab.train.data import batches, load_dataset
+from archlab.train.optim import Ema, RMSpropTF, lr_at, param_groups, smoothed_cross_entropy
+from archlab.train.runtime import compile_pays, cpu_has_fast_bf16, resolve_runtime
+from archlab.train.trainer import PRECISE_BN_SALT, Trainer, train
 
 # a ~1.6 M-MAC version of the mini model: a run of a few hundred images takes about a second
 TINY = ArchSpec(width_mult=0.25, depth_mult=0.5)
@@ -38,7 +36,7 @@ def small() -> object:
     return load_dataset("synthetic:200")
 
 
-def run(data: object, spec: ArchSpec = TINY, **changes: object) -> train_mod.RunResult:
+def run(data: object, spec: ArchSpec = TINY, **changes: object) -> RunResult:
     return train(spec, QUICK.replace(**changes), dataset=data, progress=False)
 
 
@@ -200,13 +198,13 @@ def test_ema_follows_tf_decay_ramp() -> None:
 
 def test_ema_model_is_what_is_evaluated(small: object, monkeypatch: pytest.MonkeyPatch) -> None:
     seen = []
-    predict = train_mod._Trainer.predict
+    predict = Trainer.predict
 
-    def spy(self: train_mod._Trainer, model: torch.nn.Module, x: torch.Tensor) -> object:
+    def spy(self: Trainer, model: torch.nn.Module, x: torch.Tensor) -> object:
         seen.append((self, model))
         return predict(self, model, x)
 
-    monkeypatch.setattr(train_mod._Trainer, "predict", spy)
+    monkeypatch.setattr(Trainer, "predict", spy)
     run(small, ema_decay=0.5)
     trainer, model = seen[-1]
     assert model is trainer.ema.model
@@ -234,6 +232,40 @@ def test_aux_weight_changes_the_gradients(small: object, spy_step: list) -> None
     assert not any(name.startswith("AuxLogits") for name in first_without)
     stem = next(name for name in first_with if name.endswith("conv.weight"))
     assert not torch.allclose(first_with[stem], first_without[stem])
+
+
+def test_precise_bn_recomputes_statistics_over_fixed_batches(small: object) -> None:
+    cfg = QUICK.replace(precise_bn=2, precision="fp32", channels_last=False)
+    rt = resolve_runtime(cfg)
+    net = torch.nn.Sequential(torch.nn.Conv2d(small.in_chans, 4, 3), torch.nn.BatchNorm2d(4))
+    trainer = Trainer(net, TINY, cfg, small, rt)
+    bn = net[1]
+    bn.running_mean.fill_(5.0)
+    net.eval()
+    stream = trainer.gen.get_state()
+    trainer.precise_bn(net)
+    # the cumulative average of the batch means of precise_bn fixed training batches
+    gen = torch.Generator().manual_seed(cfg.seed ^ PRECISE_BN_SALT)
+    n = len(small.train_y)
+    order = batches(n, trainer.batch_size, shuffle=True, generator=gen, drop_last=True)
+    with torch.no_grad():
+        means = [
+            net[0](rt.prepare(small.train_x[idx], small)).mean(dim=(0, 2, 3))
+            for _, idx in zip(range(2), order, strict=False)
+        ]
+    torch.testing.assert_close(bn.running_mean, torch.stack(means).mean(0))
+    assert bn.momentum == 0.1 and not net.training  # momentum and mode restored
+    assert torch.equal(trainer.gen.get_state(), stream)  # training's data stream untouched
+    first = bn.running_mean.clone()
+    trainer.precise_bn(net)  # the same batches at every evaluation
+    torch.testing.assert_close(bn.running_mean, first)
+
+
+def test_precise_bn_changes_the_evaluation_only(small: object) -> None:
+    plain, precise = run(small, seed=5), run(small, seed=5, precise_bn=2)
+    assert precise.status == "complete"
+    assert [r["train_loss"] for r in precise.history] == [r["train_loss"] for r in plain.history]
+    assert precise.final["test_nll"] != plain.final["test_nll"]
 
 
 # --- whole runs -----------------------------------------------------------------------------------
@@ -328,7 +360,7 @@ def test_precision_and_memory_format_resolution() -> None:
     assert bf16.amp_dtype == torch.bfloat16 and not bf16.channels_last
     auto = resolve_runtime(TrainConfig(device="cpu"))
     assert auto.device.type == "cpu" and auto.channels_last
-    assert (auto.amp_dtype == torch.bfloat16) == train_mod.cpu_has_fast_bf16()
+    assert (auto.amp_dtype == torch.bfloat16) == cpu_has_fast_bf16()
 
 
 def test_compile_pays_only_when_the_saving_beats_the_compile_time() -> None:

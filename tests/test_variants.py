@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from archlab.variants import (
+from archlab.arch.spec import (
     AXES,
     CONV_NXN,
     KNOBS,

@@ -14,8 +14,11 @@ declare -A CANDIDATES=(
   [pbn]="precise_bn=50"
   [ema-pbn]="ema_decay=0.99 precise_bn=50"
   [30k-ema-pbn]="train_subset=30000 ema_decay=0.995 precise_bn=50"
+  [lr05-pbn]="lr=0.05 precise_bn=50"
+  [24k-lr05-pbn]="train_subset=24000 lr=0.05 precise_bn=50"
 )
-ORDER=(ema-pbn quick 30k-ema-pbn pbn)
+# candidates to run, in order (default: all); run two lists side by side on two cores
+read -r -a ORDER <<< "${ORDER:-ema-pbn quick 30k-ema-pbn lr05-pbn 24k-lr05-pbn pbn}"
 VARIANTS=(default factor_act=linear)
 for cand in "${ORDER[@]}"; do
   for seed in 0 1 2 3 4; do

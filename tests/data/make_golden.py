@@ -48,9 +48,9 @@ def dumps(obj: object, indent: int = 0) -> str:
 
 def complexity_cases() -> list[tuple[str, str, object]]:
     """(model, label, spec) of every golden complexity entry, in a stable order."""
-    from archlab.flops_report import one_axis_variants
-    from archlab.models import MODELS, default_spec
-    from archlab.variants import apply_overrides
+    from archlab.arch.models import MODELS, default_spec
+    from archlab.arch.spec import apply_overrides
+    from archlab.report.sweep import one_axis_variants
 
     cases: dict[tuple[str, str], object] = {}
     for model in MODELS.names():
@@ -64,7 +64,7 @@ def complexity_cases() -> list[tuple[str, str, object]]:
 
 def make_complexity() -> None:
     """Write complexity_golden.json."""
-    from archlab.flops_report import count
+    from archlab.report.sweep import count
 
     models: dict[str, dict[str, dict[str, int]]] = {}
     for model, label, spec in complexity_cases():

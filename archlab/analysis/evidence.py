@@ -1,0 +1,284 @@
+"""The claims table of a study: each claim row's paired evidence, decided together.
+
+For every claim and every comparison (variant vs its baseline) that tests it and nothing else,
+the per-seed differences of test top-1 are oriented so that positive means the paper's choice
+is better. All accuracy rows of a report are decided together by ``verdicts.decide`` (looks
+spent over the study's planned looks, Holm across rows). With at least ``POOL_MIN_VARIANTS``
+variants the noise of each comparison is the pooled residual SD of an OLS with variant and seed
+factors (statsmodels), which has many more degrees of freedom than one pair's own SD.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import statsmodels.formula.api as smf
+
+from archlab.analysis.claims import (
+    Claim,
+    analytic_ratio,
+    check_cost,
+    get_claim,
+    orientation,
+    signed,
+)
+from archlab.analysis.stats import compare_to_baseline, prepare_runs
+from archlab.analysis.verdicts import RowEvidence, Verdict, decide, paired_look
+
+POOL_MIN_VARIANTS = 4
+METRIC = "test_top1"
+
+#: Columns of ``evaluate_claims``' table (the first seven are the report's text columns).
+CLAIM_COLUMNS = [
+    "claim",
+    "section",
+    "kind",
+    "paper",
+    "comparison",
+    "ours",
+    "evidence",
+    "variant",
+    "baseline",
+    "estimate",
+    "ci_lo",
+    "ci_hi",
+    "n",
+    "sd",
+    "p_adj",
+    "look",
+    "seeds_needed",
+    "paper_effect",
+    "margin",
+    "paper_in_ci",
+]
+
+
+@dataclass
+class _Pending:
+    """An accuracy row waiting for the joint decision: its claim, label and evidence."""
+
+    claim: Claim
+    variant: str
+    baseline: str
+    label: str
+    row: RowEvidence
+
+
+def per_seed(runs: pd.DataFrame, variant: str, metric: str = METRIC) -> pd.Series:
+    """One value per seed of a variant's complete runs (reruns of a cell averaged)."""
+    done = runs[(runs["variant"].astype(str) == variant) & (runs["status"] == "complete")]
+    return done.groupby("seed")[metric].mean().dropna().sort_index()
+
+
+def pooled_sd(runs: pd.DataFrame, n_seeds: int, metric: str = METRIC) -> tuple[float, float] | None:
+    """(residual SD, df) of ``metric ~ variant + seed`` over the first ``n_seeds`` seeds."""
+    done = runs[runs["status"] == "complete"][["variant", "seed", metric]].dropna()
+    seeds = sorted(done["seed"].unique())[:n_seeds]
+    done = done[done["seed"].isin(seeds)].rename(columns={metric: "y"})
+    if done["variant"].nunique() < POOL_MIN_VARIANTS or len(seeds) < 2:
+        return None
+    fit = smf.ols("y ~ C(variant) + C(seed)", data=done.astype({"variant": str})).fit()
+    if fit.df_resid < 1 or not math.isfinite(fit.mse_resid) or fit.mse_resid <= 0:
+        return None
+    return math.sqrt(fit.mse_resid), float(fit.df_resid)
+
+
+def _row_looks(planned: Sequence[int], n: int) -> list[int]:
+    """The seed counts at which this row was looked at: planned looks it reached, or n."""
+    return [k for k in planned if k <= n] or [n]
+
+
+def _evidence(
+    claim: Claim,
+    diffs: np.ndarray,
+    planned: Sequence[int],
+    pooled: Mapping[int, tuple[float, float] | None],
+    expected: str,
+) -> RowEvidence:
+    looks = []
+    for k in _row_looks(planned, len(diffs)):
+        sd_df = pooled.get(k)
+        sd, df = sd_df if sd_df else (None, None)
+        looks.append(paired_look(diffs[:k], pooled_sd=sd, pooled_df=df))
+    return RowEvidence(expected, looks, margin=claim.margin, paper=claim.paper_effect)
+
+
+def _diffs(runs: pd.DataFrame, variant: str, baseline: str, sign: int, metric: str) -> np.ndarray:
+    a, b = per_seed(runs, variant, metric), per_seed(runs, baseline, metric)
+    seeds = a.index.intersection(b.index)
+    return sign * (a[seeds] - b[seeds]).to_numpy(dtype=float)
+
+
+def early_values(curves: pd.DataFrame, variant: str, fraction: float) -> tuple[pd.Series, int]:
+    """Per seed: accuracy at the last evaluated epoch within the first ``fraction`` of training."""
+    metric = next(
+        (c for c in ("test_top1", "val_top1", "train_top1")
+         if c in curves.columns and curves[c].notna().any()),
+        None,
+    )  # fmt: skip
+    c = curves[curves["variant"].astype(str) == variant] if "variant" in curves else curves[:0]
+    if metric is None or c.empty:
+        return pd.Series(dtype=float), 0
+    epoch = max(1, math.ceil(fraction * float(c["epoch"].max())))
+    early = c[(c["epoch"] <= epoch) & c[metric].notna()].sort_values("epoch")
+    return early.groupby("seed")[metric].last().sort_index(), epoch
+
+
+def _early_diffs(curves: pd.DataFrame, variant: str, baseline: str, sign: int, fraction: float):
+    a, epoch = early_values(curves, variant, fraction)
+    b, _ = early_values(curves, baseline, fraction)
+    seeds = a.index.intersection(b.index)
+    return sign * (a[seeds] - b[seeds]).to_numpy(dtype=float), epoch
+
+
+def _accuracy_rows(
+    claim: Claim,
+    comp: Mapping[str, object],
+    sign: int,
+    runs: pd.DataFrame,
+    curves: pd.DataFrame | None,
+    planned: Sequence[int],
+    pooled: Mapping[int, tuple[float, float] | None],
+) -> list[_Pending]:
+    variant, baseline = str(comp["variant"]), str(comp["baseline"])
+    label = f"{variant} vs {baseline}"
+    final_expected = claim.final_expected if claim.early is not None else str(claim.expected)
+    d = _diffs(runs, variant, baseline, sign, METRIC)
+    rows = [_Pending(claim, variant, baseline, label, _evidence(claim, d, planned, pooled,
+                                                                  final_expected))]  # fmt: skip
+    if claim.early is not None and curves is not None and not curves.empty:
+        e, epoch = _early_diffs(curves, variant, baseline, sign, claim.early)
+        early = _evidence(claim, e, planned, {}, str(claim.expected))
+        rows.insert(0, _Pending(claim, variant, baseline, f"{label} (epoch {epoch})", early))
+    return rows
+
+
+def _ours(v: Verdict, scale: str, paper: float | None) -> str:
+    text = (
+        f"{signed(v.mean)} pt [{signed(v.ci_lo)}, {signed(v.ci_hi)}], n={v.n} seeds, {scale} scale"
+    )
+    text += f", SD of the differences {v.sd:.2f}" if math.isfinite(v.sd) else ""
+    if paper is not None and v.paper_in_ci is not None:
+        text += f"; paper's {signed(paper, 1)} {'inside' if v.paper_in_ci else 'outside'}"
+    if v.look:
+        text += f"; decided at look {v.look}"
+    if v.seeds_needed:
+        text += f"; a fixed design needs ~{v.seeds_needed} seeds"
+    return text
+
+
+def _scale(runs: pd.DataFrame) -> str:
+    if "scale" in runs.columns and runs["scale"].notna().any():
+        return "/".join(dict.fromkeys(runs["scale"].dropna().astype(str)))
+    return "unknown"
+
+
+def _text_row(claim: Claim, comparison: str, ours: str, evidence: str) -> dict[str, object]:
+    row: dict[str, object] = dict.fromkeys(CLAIM_COLUMNS, math.nan)
+    row.update(
+        claim=claim.id,
+        section=claim.section,
+        kind=claim.kind,
+        paper=claim.paper,
+        comparison=comparison,
+        ours=ours,
+        evidence=evidence,
+        variant="",
+        baseline="",
+        paper_effect=claim.paper_effect,
+        margin=claim.margin,
+        paper_in_ci=None,
+        seeds_needed=None,
+    )
+    return row
+
+
+def _decided_row(p: _Pending, v: Verdict, scale: str) -> dict[str, object]:
+    row = _text_row(p.claim, p.label, _ours(v, scale, p.claim.paper_effect), v.verdict)
+    row.update(
+        variant=p.variant,
+        baseline=p.baseline,
+        estimate=v.mean,
+        ci_lo=v.ci_lo,
+        ci_hi=v.ci_hi,
+        n=v.n,
+        sd=v.sd,
+        p_adj=min(v.p_direction, v.p_equivalent, v.p_smaller),
+        look=v.look,
+        seeds_needed=v.seeds_needed,
+        paper_in_ci=v.paper_in_ci,
+    )
+    return row
+
+
+def _cost_row(
+    claim: Claim, label: str, measured: float | None, comp: Mapping[str, object] | None, sign: int
+) -> dict[str, object]:
+    expected = claim.expected
+    if measured is not None:
+        ours = f"measured block ratio {measured:.6g} (expected {expected} = {float(expected):.6g})"
+        evidence = check_cost(claim, measured)
+    else:
+        analytic = analytic_ratio(claim.id)
+        ours = f"conv formula gives {analytic} = {float(analytic):.6g} (no measured block ratio)"
+        evidence = check_cost(claim, float(analytic))
+    if comp is not None and math.isfinite(float(comp["macs_ratio"])):
+        ours += f"; whole-net MACs ratio {float(comp['macs_ratio']) ** sign:.3f}"
+    row = _text_row(claim, label, ours, evidence)
+    if comp is not None:
+        row.update(variant=str(comp["variant"]), baseline=str(comp["baseline"]))
+    return row
+
+
+def evaluate_claims(
+    claim_ids: Iterable[str],
+    runs: pd.DataFrame,
+    *,
+    comparisons: pd.DataFrame | None = None,
+    curves: pd.DataFrame | None = None,
+    cost_ratios: Mapping[str, float] | None = None,
+    extra: Mapping[str, tuple[str, str]] | None = None,
+    looks: Sequence[int] | None = None,
+) -> pd.DataFrame:
+    """One row per (claim, comparison testing it) with its verdict; absent claims skipped.
+
+    ``comparisons`` are ``compare_to_baseline`` rows for top-1 (computed when None);
+    ``cost_ratios`` maps cost-claim ids to block-level MAC ratios; ``extra`` maps claim ids to
+    (ours, evidence) computed elsewhere (the principle studies); ``looks`` are the study's
+    planned looks (seed counts) when it ran ``--until-decided`` (None: one look, all seeds).
+    """
+    runs = prepare_runs(runs)
+    if comparisons is None:
+        comparisons = compare_to_baseline(runs, METRIC) if not runs.empty else pd.DataFrame()
+    rows, pending = [], []
+    n_max = int(runs["seed"].nunique()) if "seed" in runs.columns and not runs.empty else 0
+    planned = sorted(set(looks)) if looks else [max(n_max, 1)]
+    pooled = {k: pooled_sd(runs, k) for k in planned} if not runs.empty else {}
+    for cid in claim_ids:
+        claim = get_claim(cid)
+        if cid in (extra or {}):
+            ours, evidence = (extra or {})[cid]
+            rows.append(_text_row(claim, "principle study", ours, evidence))
+            continue
+        rows_before = len(rows)
+        for _, comp in comparisons.iterrows():
+            sign = orientation(claim, comp, runs) if claim.option else 0
+            if sign == 0:
+                continue
+            if claim.kind == "cost":
+                label = f"{comp['variant']} vs {comp['baseline']}"
+                rows.append(_cost_row(claim, label, (cost_ratios or {}).get(cid), comp, sign))
+            else:
+                for p in _accuracy_rows(claim, comp, sign, runs, curves, planned, pooled):
+                    rows.append(p)
+                    pending.append(p)
+        if claim.kind == "cost" and cid in (cost_ratios or {}) and len(rows) == rows_before:
+            rows.append(_cost_row(claim, "measured blocks", (cost_ratios or {})[cid], None, 1))
+    verdicts = iter(decide([p.row for p in pending], planned)) if pending else iter(())
+    scale = _scale(runs)
+    table = [_decided_row(r, next(verdicts), scale) if isinstance(r, _Pending) else r for r in rows]
+    return pd.DataFrame(table, columns=CLAIM_COLUMNS)

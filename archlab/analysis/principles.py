@@ -1,0 +1,272 @@
+"""The four design principles of the paper's section 2, analysed: numbers and an evidence word.
+
+Every analysis has one signature, ``(runs, curves, *, metric="test_top1", **options)``, and
+returns a ``PrincipleResult``: per-configuration means with 95% intervals (``per``), the fitted
+slopes or paired differences the verdict rests on (``facts``) and the evidence word
+("agrees" / "disagrees" / "inconclusive"). Principle 2 reads the learning curves; the others
+ignore them. ``PRINCIPLES`` registers the analyses by number and ``analyze`` runs one. Words,
+plots and tables are the report layer's (``archlab.report.principles``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from archlab.analysis.claims import get_claim, judge
+from archlab.analysis.stats import bootstrap_slope, mean_ci, paired_diff, prepare_runs
+
+__all__ = [
+    "PRINCIPLES",
+    "Paired",
+    "PrincipleResult",
+    "analyze",
+    "balance",
+    "epochs_to_reach",
+    "principle1",
+    "principle2",
+    "principle3",
+    "principle4",
+]
+
+
+@dataclass(frozen=True)
+class Paired:
+    """A paired difference a - b over seeds: mean, the union of bootstrap and t intervals, n."""
+
+    mean: float
+    lo: float
+    hi: float
+    n: int
+
+
+@dataclass(frozen=True)
+class PrincipleResult:
+    """What one principle analysis found.
+
+    ``per`` has one row per configuration: the ``keys`` columns, ``n`` runs, median ``macs``
+    and, per analysed column m, ``m_mean``, ``m_lo``, ``m_hi`` (95% t interval) and
+    ``m_missing``. ``facts`` holds the numbers the verdict quotes; its keys are per principle
+    (see each analysis).
+    """
+
+    principle: int
+    evidence: str
+    per: pd.DataFrame
+    keys: tuple[str, ...]
+    metric: str
+    facts: Mapping[str, Any] = field(default_factory=dict)
+
+
+# --- shared steps --------------------------------------------------------------------------------
+
+
+def _complete(runs: pd.DataFrame, *cols: str) -> pd.DataFrame:
+    """Complete runs with every named column present and known."""
+    df = prepare_runs(runs)
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise ValueError(f"the runs table lacks column(s) {', '.join(missing)}")
+    return df[df["status"] == "complete"].dropna(subset=list(cols)).copy()
+
+
+def _per_config(df: pd.DataFrame, keys: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:
+    """Per configuration: run count, median MACs, mean/CI and missing count of each metric."""
+    rows = []
+    for key, g in df.groupby(list(keys), sort=True, dropna=False):
+        row: dict[str, Any] = dict(zip(keys, key, strict=True))
+        row["n"] = len(g)
+        row["macs"] = float(g["macs"].median()) if "macs" in g else math.nan
+        for m in metrics:
+            row[f"{m}_mean"], row[f"{m}_lo"], row[f"{m}_hi"] = mean_ci(g[m])
+            row[f"{m}_missing"] = int(g[m].isna().sum())
+        rows.append(row)
+    stats = ("mean", "lo", "hi", "missing")
+    cols = [*keys, "n", "macs", *(f"{m}_{s}" for m in metrics for s in stats)]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _paired(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> Paired:
+    """Mean and the union of bootstrap and t intervals of a - b, paired on seed."""
+    sa, sb = a.groupby("seed")[metric].mean(), b.groupby("seed")[metric].mean()
+    seeds = sa.index.intersection(sb.index)
+    r = paired_diff(sa[seeds].to_numpy(), sb[seeds].to_numpy(), n_boot=4000)
+    return Paired(r.mean_diff, min(r.ci_lo, r.t_lo), max(r.ci_hi, r.t_hi), r.n)
+
+
+# --- the four analyses ---------------------------------------------------------------------------
+
+
+def principle1(
+    runs: pd.DataFrame, curves: pd.DataFrame | None = None, *, metric: str = "test_top1"
+) -> PrincipleResult:
+    """Accuracy against the smallest representation size (relative to the first stage).
+
+    facts: ``slope``, the SlopeResult of accuracy on log2(min_repr); accuracy should rise as
+    the bottleneck eases.
+    """
+    df = _complete(runs, "min_repr", metric)
+    df = df[df["min_repr"] > 0]
+    if "grid_reduction" not in df.columns:
+        df["grid_reduction"] = ""
+    keys = ("grid_reduction", "min_repr", "variant")
+    slope = bootstrap_slope(np.log2(df["min_repr"].to_numpy(float)), df[metric], df["seed"])
+    evidence = judge("better", slope.lo, slope.hi)
+    return PrincipleResult(
+        1, evidence, _per_config(df, keys, [metric]), keys, metric, {"slope": slope}
+    )
+
+
+def epochs_to_reach(curve: pd.DataFrame, threshold: float, metric: str = "train_top1") -> float:
+    """Fractional epoch where the curve first reaches ``threshold`` (linear from 0% at epoch 0)."""
+    c = curve.dropna(subset=[metric]).sort_values("epoch")
+    prev_e, prev_v = 0.0, 0.0
+    for e, v in zip(c["epoch"].astype(float), c[metric].astype(float), strict=True):
+        if v >= threshold:
+            return prev_e + (e - prev_e) * (threshold - prev_v) / (v - prev_v) if v > prev_v else e
+        prev_e, prev_v = e, v
+    return math.nan
+
+
+def _common_threshold(curves: pd.DataFrame, run_keys: pd.Series) -> float:
+    """90% of the weakest run's best training accuracy: a level every run reaches."""
+    mine = curves[curves["run_key"].isin(run_keys)]
+    best = mine.groupby("run_key")["train_top1"].max().dropna()
+    return math.floor(0.9 * float(best.min()) * 10) / 10 if len(best) else math.nan
+
+
+def principle2(
+    runs: pd.DataFrame,
+    curves: pd.DataFrame | None = None,
+    *,
+    metric: str = "test_top1",
+    threshold: float | None = None,
+) -> PrincipleResult:
+    """Epochs to a fixed training accuracy, and final accuracy, against the coarse-grid width.
+
+    ``per`` analyses ``epochs`` and ``metric``. facts: ``width`` (the width column),
+    ``threshold`` (train top-1 %, default: ``_common_threshold``), ``speed`` and ``final``
+    (SlopeResults of epochs and of accuracy on log2(width)); wider should train faster.
+    """
+    width = "coarse_width" if "coarse_width" in runs.columns else "width_mult"
+    df = _complete(runs, width, metric)
+    if curves is None or not {"run_key", "epoch", "train_top1"} <= set(curves.columns):
+        curves = pd.DataFrame(columns=["run_key", "epoch", "train_top1"])
+    if threshold is None:
+        threshold = _common_threshold(curves, df["run_key"])
+    by_run = {k: g for k, g in curves.groupby("run_key")}
+    df["epochs"] = [
+        epochs_to_reach(by_run[k], threshold) if k in by_run else math.nan for k in df["run_key"]
+    ]
+    if "coarse_module" not in df.columns:
+        df["coarse_module"] = ""
+    keys = ("coarse_module", width)
+    x = np.log2(df[width].to_numpy(float))
+    speed = bootstrap_slope(x, df["epochs"], df["seed"])
+    final = bootstrap_slope(x, df[metric], df["seed"])
+    evidence = judge("worse", speed.lo, speed.hi)  # fewer epochs when wider: a negative slope
+    facts = {"width": width, "threshold": threshold, "speed": speed, "final": final}
+    return PrincipleResult(
+        2, evidence, _per_config(df, keys, ["epochs", metric]), keys, metric, facts
+    )
+
+
+def principle3(
+    runs: pd.DataFrame, curves: pd.DataFrame | None = None, *, metric: str = "test_top1"
+) -> PrincipleResult:
+    """Accuracy and MACs against the 1x1 reduction ratio before spatial convolutions.
+
+    Needs at least 4 ratios (else inconclusive, facts empty). facts: ``low`` and ``high``
+    (the strongest and weakest reduction), ``diff`` (Paired, low - high), ``macs_ratio``
+    (low / high) and ``margin`` (points): "without much loss" = diff not below -margin.
+    """
+    df = _complete(runs, "reduce_ratio", metric)
+    keys = ("reduce_ratio",)
+    per = _per_config(df, keys, [metric])
+    if len(per) < 4:
+        return PrincipleResult(3, "inconclusive", per, keys, metric)
+    margin = get_claim("principle3").margin
+    low, high = per["reduce_ratio"].iloc[0], per["reduce_ratio"].iloc[-1]
+    diff = _paired(df[df["reduce_ratio"] == low], df[df["reduce_ratio"] == high], metric)
+    facts = {
+        "low": low,
+        "high": high,
+        "diff": diff,
+        "macs_ratio": float(per["macs"].iloc[0] / per["macs"].iloc[-1]),
+        "margin": margin,
+    }
+    return PrincipleResult(3, judge("no_worse", diff.lo, diff.hi, margin), per, keys, metric, facts)
+
+
+def principle4(
+    runs: pd.DataFrame,
+    curves: pd.DataFrame | None = None,
+    *,
+    metric: str = "test_top1",
+    tolerance: float = 0.02,
+) -> PrincipleResult:
+    """Iso-MAC depth/width family: accuracy against depth, points off the MAC budget flagged.
+
+    ``per`` adds ``macs_dev`` (MACs / family median - 1) and ``flag`` (|macs_dev| above
+    ``tolerance``). facts: ``tolerance`` and ``balance``'s facts on the unflagged points.
+    """
+    df = _complete(runs, "depth_mult", "width_mult", "macs", metric)
+    keys = ("depth_mult", "width_mult")
+    per = _per_config(df, keys, [metric])
+    per["macs_dev"] = per["macs"] / per["macs"].median() - 1.0
+    per["flag"] = per["macs_dev"].abs() > tolerance
+    evidence, facts = balance(df, per[~per["flag"]], metric)
+    return PrincipleResult(4, evidence, per, keys, metric, {"tolerance": tolerance, **facts})
+
+
+def balance(df: pd.DataFrame, per: pd.DataFrame, metric: str) -> tuple[str, dict[str, Any]]:
+    """Agrees when an interior depth beats both extremes; disagrees when an extreme beats all.
+
+    ``per`` is the iso-MAC family sorted by depth. An interior winner is tested against both
+    extremes, an extreme one against the best interior point. facts: ``n_configs``, and with
+    3 or more: ``best`` ((depth_mult, width_mult)) and ``rivals`` ([((depth_mult, width_mult),
+    Paired best - rival), ...]).
+    """
+    if len(per) < 3:
+        return "inconclusive", {"n_configs": len(per)}
+    means = per[f"{metric}_mean"].to_numpy(float)
+    best = int(np.nanargmax(means))
+    interior = 0 < best < len(per) - 1
+    rivals = [0, len(per) - 1] if interior else [1 + int(np.nanargmax(means[1:-1]))]
+
+    def config(i: int) -> tuple[float, float]:
+        return per["depth_mult"].iloc[i], per["width_mult"].iloc[i]
+
+    def runs_of(i: int) -> pd.DataFrame:
+        d, w = config(i)
+        return df[(df["depth_mult"] == d) & (df["width_mult"] == w)]
+
+    parts = [(config(r), _paired(runs_of(best), runs_of(r), metric)) for r in rivals]
+    if all(judge("better", p.lo, p.hi) == "agrees" for _, p in parts):
+        evidence = "agrees" if interior else "disagrees"
+    else:
+        evidence = "inconclusive"
+    return evidence, {"n_configs": len(per), "best": config(best), "rivals": parts}
+
+
+#: The analyses by principle number, all with the signature (runs, curves, *, metric, **options).
+PRINCIPLES: dict[int, Callable[..., PrincipleResult]] = {
+    1: principle1,
+    2: principle2,
+    3: principle3,
+    4: principle4,
+}
+
+
+def analyze(
+    n: int, runs: pd.DataFrame, curves: pd.DataFrame | None = None, **options: Any
+) -> PrincipleResult:
+    """Run principle ``n``'s analysis; ValueError names the valid numbers."""
+    if n not in PRINCIPLES:
+        raise ValueError(f"unknown principle {n!r}; valid: {', '.join(map(str, PRINCIPLES))}")
+    return PRINCIPLES[n](runs, curves, **options)

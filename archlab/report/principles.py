@@ -1,0 +1,239 @@
+"""The principle studies in words and pictures, and the page that gathers them.
+
+``run_principle`` runs one analysis of ``archlab.analysis.principles`` and renders it: a plot
+(``principleN.png``), a verdict sentence starting with its evidence word ("agrees: ...",
+"disagrees: ...", "inconclusive: ...", so a claim table can reuse it) and a detail table with
+one row per configuration. ``render_principles`` writes ``reports/principles/``: the four
+verdicts on one page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from archlab import __version__
+from archlab.analysis.claims import signed
+from archlab.analysis.principles import Paired, PrincipleResult, analyze
+from archlab.analysis.stats import SlopeResult
+from archlab.report.doc import Doc, fmt_date, fmt_mean_ci, fmt_millions, fmt_num, write_doc
+from archlab.report.plots import MACS_NOTE, caption_from, metric_label, plot_xy_ci
+
+__all__ = ["evidence_of", "render_principles", "run_principle"]
+
+#: What one principle renders to: plot path, verdict sentence, detail table.
+Rendered = tuple[Path, str, pd.DataFrame]
+
+
+def run_principle(
+    n: int, runs: pd.DataFrame, curves: pd.DataFrame | None, out_dir: Path, **options: Any
+) -> Rendered:
+    """Analyse principle ``n`` on ``runs`` (and ``curves``), draw its plot into ``out_dir``.
+
+    ``options`` go to the analysis (``metric``; ``threshold`` for 2, ``tolerance`` for 4).
+    """
+    result = analyze(n, runs, curves, **options)
+    return _RENDER[n](result, caption_from(runs), Path(out_dir))
+
+
+def evidence_of(verdict: str) -> str:
+    """The evidence word a principle verdict starts with."""
+    return verdict.split(":", 1)[0].strip()
+
+
+# --- pieces shared by the four renderings --------------------------------------------------------
+
+
+def _detail(per: pd.DataFrame, keys: Sequence[str], metrics: Mapping[str, str]) -> pd.DataFrame:
+    """The per-configuration table as shown: keys, n, "mean [CI]" per metric, MACs."""
+    out = per[list(keys)].copy()
+    out["n"] = per["n"]
+    for m, label in metrics.items():
+        out[label] = [
+            fmt_mean_ci(a, b, c)
+            for a, b, c in zip(per[f"{m}_mean"], per[f"{m}_lo"], per[f"{m}_hi"], strict=True)
+        ]
+    out["MACs (M)"] = per["macs"].map(fmt_millions)
+    return out
+
+
+def _points(per: pd.DataFrame, x: str, metric: str, **extra: Any) -> pd.DataFrame:
+    """Input of plot_xy_ci: x, y, lo, hi, MACs note, plus series/flag columns when given."""
+    pts = pd.DataFrame(
+        {
+            "x": per[x].astype(float),
+            "y": per[f"{metric}_mean"],
+            "lo": per[f"{metric}_lo"],
+            "hi": per[f"{metric}_hi"],
+            "note": [f"{fmt_millions(m)} M MACs" for m in per["macs"]],
+        }
+    )
+    return pts.assign(**extra)
+
+
+def _slope_text(res: SlopeResult, unit: str) -> str:
+    return (
+        f"slope {signed(res.slope)} {unit}, 95% CI [{signed(res.lo)}, {signed(res.hi)}] "
+        f"(union of seed bootstrap and t over per-seed slopes), r = {fmt_num(res.r, 2)}, "
+        f"{res.n_points} runs over {res.n_clusters} seeds"
+    )
+
+
+def _diff_text(d: Paired) -> str:
+    return f"{signed(d.mean)} pt [{signed(d.lo)}, {signed(d.hi)}], n={d.n}"
+
+
+# --- one rendering per principle -----------------------------------------------------------------
+
+
+def _render1(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
+    per, metric = res.per, res.metric
+    path = plot_xy_ci(
+        _points(per, "min_repr", metric, series=per["grid_reduction"].astype(str)),
+        out_dir / "principle1.png",
+        xlabel="smallest representation H*W*C / the first stage's (log2 scale)",
+        ylabel=metric_label(metric),
+        title="principle 1: avoid representational bottlenecks",
+        caption=caption,
+        logx=True,
+    )
+    unit = "pt per doubling of the smallest representation"
+    verdict = f"{res.evidence}: " + _slope_text(res.facts["slope"], unit)
+    return path, verdict, _detail(per, res.keys, {metric: metric_label(metric)})
+
+
+def _render2(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
+    per, metric, width = res.per, res.metric, res.facts["width"]
+    target = f"epochs to {res.facts['threshold']:.1f}% train top-1"
+    points = _points(per, width, "epochs", series=per["coarse_module"].astype(str))
+    points["note"] = [
+        f"final {fmt_num(f, 1)}%, {n}"
+        for f, n in zip(per[f"{metric}_mean"], points["note"], strict=True)
+    ]
+    path = plot_xy_ci(
+        points,
+        out_dir / "principle2.png",
+        xlabel=f"coarse-grid width ({width}, log2 scale)",
+        ylabel=target,
+        title="principle 2: higher-dimensional representations train faster",
+        caption=caption,
+        logx=True,
+    )
+    verdict = (
+        f"{res.evidence}: {_slope_text(res.facts['speed'], f'{target} per doubling of width')}; "
+        f"final {metric_label(metric)}: {_slope_text(res.facts['final'], 'pt per doubling')}"
+    )
+    detail = _detail(per, res.keys, {"epochs": target, metric: metric_label(metric)})
+    detail.insert(3, "not reached", per["epochs_missing"])
+    return path, verdict, detail
+
+
+def _render3(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
+    per, metric, f = res.per, res.metric, res.facts
+    path = plot_xy_ci(
+        _points(per, "reduce_ratio", metric),
+        out_dir / "principle3.png",
+        xlabel="1x1 reduction ratio (reduced width / branch width, log2 scale)",
+        ylabel=metric_label(metric),
+        title="principle 3: spatial aggregation over reduced embeddings",
+        caption=caption,
+        logx=True,
+    )
+    detail = _detail(per, res.keys, {metric: metric_label(metric)})
+    if not f:
+        return path, f"inconclusive: {len(per)} reduce_ratio values, at least 4 needed", detail
+    verdict = (
+        f"{res.evidence}: strongest reduction ({f['low']:g}) vs weakest ({f['high']:g}): "
+        f"{_diff_text(f['diff'])} seeds, at {f['macs_ratio']:.2f}x the MACs; "
+        f"'without much loss' = not below -{f['margin']:g} pt"
+    )
+    return path, verdict, detail
+
+
+def _config_name(config: tuple[float, float]) -> str:
+    return f"d={config[0]:g}, w={config[1]:g}"
+
+
+def _render4(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
+    per, metric, tolerance = res.per, res.metric, res.facts["tolerance"]
+    points = _points(per, "depth_mult", metric, flag=per["flag"])
+    points["note"] = [
+        f"w={w:g}, {n}" for w, n in zip(per["width_mult"], points["note"], strict=True)
+    ]
+    path = plot_xy_ci(
+        points,
+        out_dir / "principle4.png",
+        xlabel="depth multiplier (width solved for equal MACs)",
+        ylabel=metric_label(metric),
+        title="principle 4: balance width and depth at equal MACs",
+        caption=caption,
+        flag_label=f"MACs off the family median by > {tolerance:.0%}",
+    )
+    detail = _detail(per, res.keys, {metric: metric_label(metric)})
+    detail["MACs vs family median"] = [f"{signed(100 * v, 1)}%" for v in per["macs_dev"]]
+    detail["outside tolerance"] = per["flag"].map(lambda v: "yes" if v else "")
+    return path, _balance_text(res), detail
+
+
+def _balance_text(res: PrincipleResult) -> str:
+    f = res.facts
+    if "best" not in f:
+        return f"inconclusive: {f['n_configs']} iso-MAC configurations, at least 3 needed"
+    diffs = "; ".join(f"vs {_config_name(c)}: {_diff_text(d)}" for c, d in f["rivals"])
+    return f"{res.evidence}: best is {_config_name(f['best'])}; {diffs}"
+
+
+_RENDER: dict[int, Callable[[PrincipleResult, str, Path], Rendered]] = {
+    1: _render1,
+    2: _render2,
+    3: _render3,
+    4: _render4,
+}
+
+
+# --- the principles page -------------------------------------------------------------------------
+
+
+def render_principles(
+    sections: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], out_dir: Path
+) -> dict[str, Path]:
+    """One page gathering the principle studies (reports/principles/): report.md + report.html.
+
+    Each section: ``principle`` (number), ``title``, ``statement``, ``verdict``, and optionally
+    ``detail`` (a table, or text shown as is) and ``plot`` (a PNG path).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    doc = Doc()
+    title = meta.get("title", "The four design principles")
+    doc.add("h1", title)
+    if meta.get("description"):
+        doc.add("p", meta["description"])
+    doc.add(
+        "kv",
+        [
+            ("dataset", meta.get("dataset", "unknown")),
+            ("scale", meta.get("scale", "unknown")),
+            ("archlab version", meta.get("version", __version__)),
+            ("commit", meta.get("commit", "unknown")),
+            ("machine", meta.get("machine", "unknown")),
+            ("date", fmt_date()),
+        ],
+    )
+    for sec in sorted(sections, key=lambda s: int(s["principle"])):
+        doc.add("h2", f"Principle {int(sec['principle'])}: {sec.get('title', '')}")
+        doc.add("quote", sec.get("statement", ""))
+        doc.add("p", f"Verdict: {sec.get('verdict', 'not run')}")
+        detail = sec.get("detail")
+        if isinstance(detail, pd.DataFrame):
+            doc.add("table", detail)
+        elif detail:
+            doc.add("pre", str(detail))
+        if sec.get("plot"):
+            doc.add("img", Path(sec["plot"]), f"principle {int(sec['principle'])}")
+    doc.add("h2", "Notes")
+    doc.add("p", MACS_NOTE)
+    return write_doc(doc, str(title), out_dir)

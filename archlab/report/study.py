@@ -1,0 +1,408 @@
+"""A study's report: claim table, summaries, comparisons, plots and CSVs of one study's runs.
+
+``render_report`` writes report.md, a self-contained report.html (``archlab.report.doc``), one
+PNG per figure the data supports and the summary, comparison and claim tables as CSV. A
+principle study adds its principle's plot, verdict and detail (``archlab.report.principles``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from archlab import __version__
+from archlab.analysis.claims import CLAIMS, get_claim, signed
+from archlab.analysis.evidence import evaluate_claims, pooled_sd
+from archlab.analysis.principles import PRINCIPLES
+from archlab.analysis.stats import (
+    COMPARISON_COLUMNS,
+    compare_to_baseline,
+    pareto_front,
+    prepare_runs,
+    summarize,
+)
+from archlab.io import write_atomic
+from archlab.report.doc import Doc, fmt_date, fmt_mean_ci, fmt_millions, fmt_num, write_doc
+from archlab.report.plots import (
+    MACS_LABEL,
+    MACS_NOTE,
+    caption_from,
+    first_value,
+    metric_label,
+    plot_acc_vs_macs,
+    plot_cost_bars,
+    plot_edf,
+    plot_learning_curves,
+    plot_reliability,
+)
+from archlab.report.principles import Rendered, evidence_of, run_principle
+
+EVIDENCE_NOTE = (
+    "Claim rows: differences of test top-1 in points, oriented so that positive means the "
+    "paper's choice is better, paired on seeds complete in both; 95% Student-t intervals (with 4 "
+    "or more variants the noise is the pooled residual SD of an OLS with variant and seed "
+    "factors). Verdicts: agrees / disagrees = a two-sided paired t-test decides the sign; "
+    "equivalent = two one-sided tests put the difference inside the claim's margin (default "
+    "\u00b10.5 pt); smaller than claimed = decidedly below the paper's number; inconclusive = "
+    "none of these yet (with the seeds a fixed design would need). Alpha is spent over the "
+    "study's planned looks (Lan-DeMets linear spending, a Bonferroni bound over looks, so looking "
+    "after every round of seeds keeps the 5% error rate) and Holm-adjusted across the rows. "
+    "The comparisons table below is per variant: bootstrap intervals only from 10 seeds on."
+)
+EARLY_FRACTION = 0.3  # zoom panel: the aux-head claim is about the first epochs
+
+
+# --- tables shown in the report ------------------------------------------------------------------
+
+
+def _verdict_text(row: Mapping[str, Any]) -> str:
+    if row["verdict"] != "inconclusive":
+        return str(row["verdict"])
+    if row["n_pairs"] < 2:
+        return "inconclusive (fewer than 2 paired seeds)"
+    return "inconclusive (a 95% interval spans 0)"
+
+
+def _summary_view(summary: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    out = pd.DataFrame({"variant": summary["variant"]})
+    out["runs (complete/diverged/failed)"] = [
+        f"{r.n_runs} ({r.n_complete}/{r.n_diverged}/{r.n_failed})" for r in summary.itertuples()
+    ]
+    for m in metrics:
+        digits = 4 if m in ("test_nll", "test_ece") else 2
+        out[f"{metric_label(m)} mean [95% CI]"] = [
+            fmt_mean_ci(a, b, c, digits)
+            for a, b, c in zip(
+                summary[f"{m}_mean"], summary[f"{m}_ci_lo"], summary[f"{m}_ci_hi"], strict=True
+            )
+        ]
+    if "test_top1_std" in summary.columns:
+        out["top-1 seed SD (pt)"] = summary["test_top1_std"].map(lambda v: fmt_num(v, 2))
+    if "macs" in summary.columns:
+        out["MACs (M)"] = summary["macs"].map(fmt_millions)
+    if "params" in summary.columns:
+        out["params (M)"] = summary["params"].map(fmt_millions)
+    if "train_time_s_mean" in summary.columns:
+        out["train time (s)"] = summary["train_time_s_mean"].map(lambda v: fmt_num(v, 0))
+    if "pareto" in summary.columns:
+        out["Pareto"] = summary["pareto"].map(lambda v: "yes" if v else "")
+    return out
+
+
+def _comparison_view(comp: pd.DataFrame) -> pd.DataFrame:
+    digits = [4 if m in ("test_nll", "test_ece") else 2 for m in comp["metric"]]
+
+    def interval(lo: str, hi: str) -> list[str]:
+        return [
+            f"[{signed(a, d)}, {signed(b, d)}]"
+            for a, b, d in zip(comp[lo], comp[hi], digits, strict=True)
+        ]
+
+    return pd.DataFrame(
+        {
+            "metric": comp["metric"].map(metric_label),
+            "variant": comp["variant"],
+            "group": comp["group"],
+            "baseline": comp["baseline"],
+            "paired seeds": comp["n_pairs"],
+            "mean diff": [signed(v, d) for v, d in zip(comp["mean_diff"], digits, strict=True)],
+            "bootstrap 95% CI": interval("ci_lo", "ci_hi"),
+            "t 95% CI": interval("t_lo", "t_hi"),
+            "sign-flip p": comp["p_value"].map(lambda v: fmt_num(v, 3)),
+            "verdict": [_verdict_text(r) for _, r in comp.iterrows()],
+            "MACs ratio": comp["macs_ratio"].map(lambda v: fmt_num(v, 3)),
+        }
+    )
+
+
+def _claims_view(claims: pd.DataFrame) -> pd.DataFrame:
+    return claims[["claim", "paper", "comparison", "ours", "evidence"]]
+
+
+def _header(doc: Doc, meta: Mapping[str, Any], runs: pd.DataFrame) -> None:
+    study = meta.get("study", first_value(runs, "study", "study"))
+    doc.add("h1", f"{study}: {meta.get('title', '')}".rstrip(": "))
+    if meta.get("description"):
+        doc.add("p", meta["description"])
+    seeds = meta.get("seeds") or (sorted(runs["seed"].unique().tolist()) if "seed" in runs else [])
+    doc.add(
+        "kv",
+        [
+            ("study", study),
+            ("dataset", meta.get("dataset") or first_value(runs, "dataset", "unknown")),
+            ("scale", meta.get("scale") or first_value(runs, "scale", "unknown")),
+            ("seeds", ", ".join(str(s) for s in seeds) + f" ({len(seeds)})"),
+            ("baseline", meta.get("baseline", "")),
+            ("archlab version", meta.get("version") or first_value(runs, "version", __version__)),
+            ("commit", meta.get("commit") or first_value(runs, "commit", "unknown")),
+            ("machine", meta.get("machine", "unknown")),
+            ("numerics", _numerics_text(meta.get("numerics"))),
+            ("date", fmt_date()),
+        ],
+    )
+    recipe = meta.get("recipe") or {}
+    if recipe:
+        doc.add("h3", "recipe")
+        doc.add(
+            "table", pd.DataFrame({"key": list(recipe), "value": [str(v) for v in recipe.values()]})
+        )
+
+
+def _numerics_text(numerics: Mapping[str, Any] | None) -> str:
+    if not numerics:
+        return "not pinned (runs planned before numerics were recorded)"
+    bf16 = "yes" if numerics.get("cpu_bf16") else "no"
+    return f"{numerics.get('device')} {numerics.get('precision')} (CPU native bf16: {bf16})"
+
+
+# --- calibration ---------------------------------------------------------------------------------
+
+
+def pool_bins(entries: Sequence[str | Mapping[str, Any]]) -> dict[str, list[float]]:
+    """Count-weighted pooling of several runs' reliability bins."""
+    bins = [json.loads(e) if isinstance(e, str) else e for e in entries]
+    conf = np.array([b["bin_conf"] for b in bins], dtype=float)
+    acc = np.array([b["bin_acc"] for b in bins], dtype=float)
+    acc = acc / 100.0 if np.nanmax(acc, initial=0.0) > 1.0 else acc  # percent accepted too
+    count = np.array([b.get("bin_count", np.ones(conf.shape[1])) for b in bins], dtype=float)
+    total = count.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):  # empty bins become NaN, not drawn
+        return {
+            "bin_conf": (np.nansum(conf * count, axis=0) / total).tolist(),
+            "bin_acc": (np.nansum(acc * count, axis=0) / total).tolist(),
+            "bin_count": total.tolist(),
+        }
+
+
+def _reliability_bins(runs: pd.DataFrame) -> dict[str, dict[str, list[float]]]:
+    """Pooled reliability bins per variant over its complete runs."""
+    done = runs[(runs["status"] == "complete") & runs["reliability"].notna()]
+    return {
+        str(v): pool_bins(g["reliability"].tolist()) for v, g in done.groupby("variant", sort=False)
+    }
+
+
+def _has_reliability(runs: pd.DataFrame) -> bool:
+    return "reliability" in runs.columns and runs["reliability"].notna().any()
+
+
+# --- the study report ----------------------------------------------------------------------------
+
+
+def render_report(
+    runs: pd.DataFrame,
+    curves: pd.DataFrame,
+    meta: Mapping[str, Any],
+    out_dir: Path,
+    *,
+    n_boot: int = 10000,
+) -> dict[str, Path]:
+    """Write report.md, a self-contained report.html, the PNG plots and the table CSVs."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs = prepare_runs(runs)
+    curves = curves if curves is not None else pd.DataFrame()
+    kind = str(meta.get("kind", "compare"))
+    calib = _has_reliability(runs)
+    cap = caption_from(runs, meta)
+    files: dict[str, Path] = {}
+
+    summary = summarize(runs)
+    if "macs" in summary.columns and "test_top1_mean" in summary.columns:
+        summary["pareto"] = pareto_front(summary, "macs", "test_top1_mean")
+    comparisons = _comparisons(runs, meta, calib, n_boot)
+    principle = _principle(kind, runs, curves, out_dir)
+    if principle:  # its verdict is the claim table's row for the principle
+        files[principle[0].name] = principle[0]
+    claim_ids = list(meta.get("claims") or CLAIMS)
+    claims = evaluate_claims(
+        claim_ids,
+        runs,
+        comparisons=comparisons[comparisons["metric"] == "test_top1"],
+        curves=curves,
+        cost_ratios=meta.get("cost_ratios") or _block_ratios(),
+        extra={kind: (principle[1], evidence_of(principle[1]))} if principle else None,
+        looks=meta.get("looks"),
+    )
+
+    for name, table in (("summary", summary), ("comparisons", comparisons), ("claims", claims)):
+        files[f"{name}.csv"] = write_atomic(out_dir / f"{name}.csv", table.to_csv(index=False))
+    plots = _study_plots(runs, curves, summary, claim_ids, kind, calib, cap, out_dir)
+    files.update({p.name: p for p, _ in plots})
+
+    doc = Doc()
+    _header(doc, meta, runs)
+    _claims_section(doc, claims, runs, meta)
+    _summary_section(doc, summary, _shown_metrics(summary, calib), cap)
+    _comparisons_section(doc, comparisons)
+    if kind == "search" and "pareto" in summary.columns:
+        doc.add("h2", "Pareto front (fewest MACs for the top-1)")
+        front = summary[summary["pareto"]].sort_values("macs")
+        doc.add("table", _summary_view(front, ["test_top1"]))
+    if principle:
+        _principle_section(doc, kind, principle)
+    _plots_section(doc, plots)
+    title = f"{meta.get('study', 'study')}: {meta.get('title', '')}"
+    files.update(write_doc(doc, title, out_dir))
+    return files
+
+
+def _shown_metrics(summary: pd.DataFrame, calib: bool) -> list[str]:
+    """The metrics of the summary table: accuracies, and NLL/ECE with calibration data."""
+    metrics = [m for m in ("test_top1", "test_top5", "val_top1") if f"{m}_mean" in summary]
+    if calib:
+        metrics += [m for m in ("test_nll", "test_ece") if f"{m}_mean" in summary]
+    return metrics
+
+
+def _principle(
+    kind: str, runs: pd.DataFrame, curves: pd.DataFrame, out_dir: Path
+) -> Rendered | None:
+    """A principle study's plot, verdict and detail; None for the other kinds."""
+    if not kind.startswith("principle"):
+        return None
+    n = kind[len("principle") :]
+    if not n.isdigit() or int(n) not in PRINCIPLES:
+        raise ValueError(f"unknown study kind {kind!r}; valid: compare, search, principle1..4")
+    return run_principle(int(n), runs, curves, out_dir)
+
+
+# --- the report's sections -----------------------------------------------------------------------
+
+
+def _claims_section(
+    doc: Doc, claims: pd.DataFrame, runs: pd.DataFrame, meta: Mapping[str, Any]
+) -> None:
+    doc.add("h2", "Paper claim vs our measurement")
+    if len(claims):
+        doc.add("table", _claims_view(claims))
+    else:
+        doc.add("p", "No claim of the paper is tested by this study's comparisons.")
+    doc.add("p", EVIDENCE_NOTE)
+    doc.add("p", _noise_line(runs))
+    doc.add("p", _design_line(meta))
+
+
+def _design_line(meta: Mapping[str, Any]) -> str:
+    """How many seeds were looked at, when, and why the study stopped adding them."""
+    looks, record = meta.get("looks"), meta.get("until_decided") or {}
+    if not looks:
+        return "Design: fixed (one look at all seeds)."
+    rounds = record.get("rounds") or []
+    seen = ", ".join(f"{r['seeds']} ({len(r['open'])} open)" for r in rounds)
+    text = (
+        f"Design: sequential (--until-decided), planned looks at {looks[0]}..{looks[-1]} seeds; "
+        f"looks taken: {seen or 'none yet'}"
+    )
+    if record.get("stopped"):
+        text += f"; stopped: {record['stopped']}"
+    return text + "."
+
+
+def _noise_line(runs: pd.DataFrame) -> str:
+    """The study's noise in one sentence: pooled seed SD of test top-1 (what verdicts stand on)."""
+    n_seeds = int(runs["seed"].nunique()) if "seed" in runs.columns and len(runs) else 0
+    pooled = pooled_sd(runs, n_seeds) if n_seeds >= 2 and "test_top1" in runs.columns else None
+    if pooled is None:
+        return "Pooled seed SD of test top-1: not computed (needs 4+ variants and 2+ seeds)."
+    sd, df = pooled
+    return (
+        f"Pooled seed SD of test top-1: {fmt_num(sd, 2)} pt (residual of an OLS with variant and "
+        f"seed factors, {fmt_num(df, 0)} df, {n_seeds} seeds)."
+    )
+
+
+def _summary_section(doc: Doc, summary: pd.DataFrame, metrics: Sequence[str], cap: str) -> None:
+    doc.add("h2", "Summary per variant")
+    doc.add("p", f"Means and 95% Student-t intervals over complete runs; {cap}.")
+    doc.add("table", _summary_view(summary, metrics))
+
+
+def _comparisons_section(doc: Doc, comparisons: pd.DataFrame) -> None:
+    doc.add("h2", "Comparisons with the baseline")
+    if len(comparisons):
+        doc.add("table", _comparison_view(comparisons))
+    else:
+        doc.add("p", "No comparison: the study has no baseline, or no variant besides it.")
+
+
+def _plots_section(doc: Doc, plots: Sequence[tuple[Path, str]]) -> None:
+    doc.add("h2", "Plots")
+    for path, alt in plots:
+        doc.add("img", path, alt)
+    doc.add("h2", "Notes")
+    doc.add("p", MACS_NOTE)
+
+
+def _principle_section(doc: Doc, kind: str, principle: Rendered) -> None:
+    p_plot, p_verdict, p_detail = principle
+    doc.add("h2", f"Principle {kind[-1]}: {get_claim(kind).text}")
+    doc.add("p", p_verdict)
+    doc.add("table", p_detail)
+    doc.add("img", p_plot, f"principle {kind[-1]}")
+
+
+def _comparisons(
+    runs: pd.DataFrame, meta: Mapping[str, Any], calib: bool, n_boot: int
+) -> pd.DataFrame:
+    """Top-1 (and NLL, ECE with calibration data) against the baseline; empty without one."""
+    empty = pd.DataFrame(columns=COMPARISON_COLUMNS)
+    if not (meta.get("baseline") or runs["is_baseline"].any()):
+        return empty  # e.g. a random search
+    metrics = ["test_top1", *(("test_nll", "test_ece") if calib else ())]
+    tables = [
+        compare_to_baseline(runs, m, baseline=meta.get("baseline"), n_boot=n_boot)
+        for m in metrics
+        if m in runs.columns
+    ]
+    return (
+        pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=COMPARISON_COLUMNS)
+    )
+
+
+def _study_plots(
+    runs: pd.DataFrame,
+    curves: pd.DataFrame,
+    summary: pd.DataFrame,
+    claim_ids: Sequence[str],
+    kind: str,
+    calib: bool,
+    cap: str,
+    out_dir: Path,
+) -> list[tuple[Path, str]]:
+    """Every figure that the data supports, with its alt text."""
+    plots = []
+    if {"macs", "test_top1_mean"} <= set(summary.columns) and summary["macs"].notna().any():
+        p = plot_acc_vs_macs(summary, out_dir / "acc_vs_macs.png", caption=cap)
+        plots.append((p, f"test top-1 vs {MACS_LABEL}"))
+    if {"macs", "params"} <= set(summary.columns):
+        plots.append(
+            (plot_cost_bars(summary, out_dir / "cost.png", caption=cap), "MACs and params")
+        )
+    has_curves = {"variant", "epoch", "test_top1"} <= set(curves.columns)
+    if has_curves and curves["test_top1"].notna().any():
+        # The aux-head claim is about early epochs: zoom on them when the study varies the head.
+        aux_varies = "aux_head" in runs.columns and runs["aux_head"].nunique() > 1
+        zoom = EARLY_FRACTION if aux_varies and "aux_converge" in claim_ids else None
+        p = plot_learning_curves(curves, out_dir / "curves.png", caption=cap, zoom=zoom)
+        plots.append((p, "learning curves (test top-1 per epoch)"))
+    if kind == "search" and "test_top1" in runs.columns:
+        done = runs[runs["status"] == "complete"]
+        p = plot_edf({"all models": 100.0 - done["test_top1"]}, out_dir / "edf.png", caption=cap)
+        plots.append((p, "error EDF"))
+    if calib:
+        p = plot_reliability(_reliability_bins(runs), out_dir / "reliability.png", caption=cap)
+        plots.append((p, "reliability diagram"))
+    return plots
+
+
+def _block_ratios() -> dict[str, float]:
+    """Block-level MAC ratios counted by fvcore on the registered blocks (for cost claims)."""
+    from archlab.arch.cost import measured_block_ratios
+
+    return measured_block_ratios()

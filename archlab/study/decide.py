@@ -1,0 +1,320 @@
+"""``--until-decided``: add seeds, round by round, only to the comparisons still undecided.
+
+Round 1 runs the scale's seeds. After each round the runs table is collected, the study's
+claims evaluated (``archlab.analysis.evidence.evaluate_claims``) and every accuracy row still
+``inconclusive`` names an open comparison (variant, baseline); the next round gives both cells
+of each open comparison one more seed (the next seed number). It stops when no accuracy row is
+open (a study without accuracy claims: after round 1), at K seeds, or when the next round,
+estimated from the mean wall time of the runs so far, would end past the time budget.
+
+The planned looks (seed counts n0, n0+1, ..., K) are stored in the study's user attrs as
+``looks`` before the first verdict, so the verdicts can spend their alpha over them; a resumed
+study keeps its looks (a larger ``--max-seeds`` extends them, recorded). ``until_decided`` keeps
+K, the budget, every round (seeds, open comparisons, elapsed) and why it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+import pandas as pd
+
+from archlab.study.compare import open_compare, run_cells, unfinished
+from archlab.study.errors import StudyError
+from archlab.study.estimate import duration, per_run_s, workers_for
+from archlab.study.plan import Cell, resolve_scale
+from archlab.study.schema import StudyDef
+from archlab.study.tables import collect
+from archlab.study.values import MAX_SEEDS
+
+__all__ = [
+    "DEFAULT_BUDGET_MIN",
+    "DEFAULT_MAX_SEEDS",
+    "UntilDecided",
+    "all_seeds",
+    "check_evaluator",
+    "evaluate",
+    "grow",
+    "open_comparisons",
+    "plan_looks",
+    "run_until_decided",
+]
+
+DEFAULT_MAX_SEEDS = 10  # K when neither --max-seeds nor the scale's max_seeds says
+DEFAULT_BUDGET_MIN = 20.0
+
+Pair = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class UntilDecided:
+    """``--until-decided`` as asked: K (None: the scale's ``max_seeds``, else 10), the budget."""
+
+    max_seeds: int | None = None
+    budget_min: float = DEFAULT_BUDGET_MIN
+
+    def check(self) -> None:
+        """One line (StudyError) for a K or budget that cannot be."""
+        if self.max_seeds is not None and not 1 <= self.max_seeds <= MAX_SEEDS:
+            raise StudyError(f"--max-seeds {self.max_seeds}: allowed 1 to {MAX_SEEDS:,}")
+        if not (math.isfinite(self.budget_min) and self.budget_min > 0):
+            raise StudyError(f"--budget {self.budget_min:g}: need a number of minutes > 0")
+
+
+# --- the claims' verdicts ------------------------------------------------------------------------
+
+
+def evaluate(
+    claim_ids: Sequence[str], runs: pd.DataFrame, curves: pd.DataFrame, looks: Sequence[int]
+) -> pd.DataFrame:
+    """The claim table of the runs so far (``archlab.analysis.evidence``); tests replace this."""
+    from archlab.analysis.evidence import evaluate_claims
+
+    return evaluate_claims(list(claim_ids), runs, curves=curves, looks=list(looks))
+
+
+def check_evaluator() -> None:
+    """One line (StudyError) if the claim evaluation ``--until-decided`` needs is missing."""
+    try:
+        from archlab.analysis.evidence import evaluate_claims  # noqa: F401
+    except ImportError as e:
+        raise StudyError(f"--until-decided needs archlab.analysis.evidence: {e}") from None
+
+
+def open_comparisons(table: pd.DataFrame) -> set[Pair]:
+    """(variant, baseline) of every accuracy row of a claim table still ``inconclusive``."""
+    if table.empty:
+        return set()
+    rows = table[(table["kind"] == "accuracy") & (table["evidence"] == "inconclusive")]
+    return {(str(v), str(b)) for v, b in zip(rows["variant"], rows["baseline"], strict=True)}
+
+
+# --- looks and seeds -----------------------------------------------------------------------------
+
+
+def plan_looks(
+    study_def: StudyDef,
+    scale: str,
+    n0: int,
+    max_seeds: int | None,
+    stored: Sequence[int] | None,
+) -> list[int]:
+    """The seed counts the verdicts look at: stored ones (extended by a larger K), else n0..K."""
+    if stored:
+        looks = [int(n) for n in stored]
+        if max_seeds is not None and max_seeds > looks[-1]:
+            looks += range(looks[-1] + 1, max_seeds + 1)
+        return looks
+    k = max_seeds or int(resolve_scale(study_def, scale).get("max_seeds", DEFAULT_MAX_SEEDS))
+    return list(range(n0, max(n0, k) + 1))
+
+
+def all_seeds(base: Sequence[int], k: int) -> list[int]:
+    """The first ``k`` seeds: the scale's, then the next seed numbers after the largest."""
+    seeds = list(base)[:k]
+    nxt = max(base) + 1
+    while len(seeds) < k:
+        seeds.append(nxt)
+        nxt += 1
+    if seeds[-1] >= MAX_SEEDS:
+        raise StudyError(
+            f"--until-decided: {k} seeds from {list(base)} reach seed {seeds[-1]}; "
+            f"seeds are below {MAX_SEEDS:,}"
+        )
+    return seeds
+
+
+def grow(counts: dict[str, int], open_pairs: set[Pair], looks: Sequence[int]) -> dict[str, int]:
+    """Seed counts of the next round: both cells of each open pair move to the next look."""
+    new = dict(counts)
+    for pair in sorted(open_pairs):
+        if not all(v in counts for v in pair):
+            continue  # a row about variants this plan does not have
+        current = max(counts[v] for v in pair)
+        nxt = next((n for n in looks if n > current), None)
+        if nxt is not None:
+            for v in pair:
+                new[v] = max(new[v], nxt)
+    return new
+
+
+def _chosen(cells: Sequence[Cell], seeds: Sequence[int], counts: dict[str, int]) -> list[Cell]:
+    """The cells within each variant's seed count."""
+    index = {s: i for i, s in enumerate(seeds)}
+    return [c for c in cells if index[c.seed] < counts[c.variant]]
+
+
+def _start_counts(
+    study: optuna.Study, cells: Sequence[Cell], seeds: Sequence[int], first: int
+) -> dict[str, int]:
+    """Each variant's seeds in round 1: the first look, or what an earlier session planned."""
+    planned = {c["key"] for c in study.user_attrs.get("plan") or []}
+    keys = {(c.variant, c.seed): c.key for c in cells}
+    counts = {}
+    for variant in dict.fromkeys(c.variant for c in cells):
+        n = 0
+        while n < len(seeds) and keys[(variant, seeds[n])] in planned:
+            n += 1
+        counts[variant] = max(first, n)
+    return counts
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+# --- the rounds ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Loop:
+    """The state of the round loop of one ``study run``."""
+
+    study_def: StudyDef
+    study: optuna.Study
+    scale: str
+    jobs: int
+    looks: list[int]
+    budget_s: float
+    record: dict[str, Any]
+    t0: float
+
+    @property
+    def desc(self) -> str:
+        return f"{self.study_def.name} [{self.scale}]"
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def verdicts(self) -> set[Pair]:
+        """Open comparisons after the runs so far (none when the study claims nothing)."""
+        if not self.study_def.claims:
+            return set()
+        runs, curves, _ = collect(self.study)
+        return open_comparisons(evaluate(self.study_def.claims, runs, curves, self.looks))
+
+    def log_round(self, counts: dict[str, int], open_pairs: set[Pair]) -> None:
+        """Record the round in the study's attrs and say it in one line on stderr."""
+        rounds = self.record.setdefault("rounds", [])
+        entry = {
+            "round": len(rounds) + 1,
+            "seeds": max(counts.values()),
+            "open": [list(p) for p in sorted(open_pairs)],
+            "elapsed_s": round(self.elapsed(), 1),
+        }
+        rounds.append(entry)
+        self.study.set_user_attr("until_decided", self.record)
+        print(
+            f"{self.desc}: round {entry['round']}: {_n(entry['seeds'], 'seed')}, "
+            f"{_n(len(open_pairs), 'open comparison')}, "
+            f"{duration(self.elapsed())} elapsed",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def over_budget(self, cells: Sequence[Cell]) -> str:
+        """Why the round of ``cells`` would end past the budget, or "" if it fits."""
+        pending = unfinished(self.study, cells)
+        if not pending:
+            return ""
+        seconds, _ = per_run_s(self.study, pending[0].config)
+        estimate = math.ceil(len(pending) / workers_for(self.jobs, len(pending))) * seconds
+        if self.elapsed() + estimate <= self.budget_s:
+            return ""
+        return (
+            f"budget: the next round (~{duration(estimate)}) would end past "
+            f"{self.budget_s / 60:g} min"
+        )
+
+    def stop(self, reason: str) -> None:
+        self.record["stopped"] = reason
+        self.study.set_user_attr("until_decided", self.record)
+        print(f"{self.desc}: until decided: stopped: {reason}", file=sys.stderr, flush=True)
+
+
+def _record_looks(study: optuna.Study, looks: list[int], until: UntilDecided) -> dict[str, Any]:
+    """Store the looks (before any verdict) and the loop's settings; the record to extend."""
+    record = dict(study.user_attrs.get("until_decided") or {})
+    stored = study.user_attrs.get("looks")
+    if stored and looks[-1] > stored[-1]:
+        record.setdefault("extended", []).append({"from": stored[-1], "to": looks[-1]})
+    elif stored and until.max_seeds is not None and until.max_seeds < stored[-1]:
+        print(
+            f"archlab: note: keeping this study's planned looks up to {stored[-1]} seeds; "
+            "--max-seeds only extends a started study",
+            file=sys.stderr,
+        )
+    study.set_user_attr("looks", looks)
+    record.update(max_seeds=looks[-1], budget_min=until.budget_min)
+    study.set_user_attr("until_decided", record)
+    return record
+
+
+def run_until_decided(
+    study_def: StudyDef,
+    url: str,
+    name: str,
+    scale: str,
+    jobs: int,
+    plan: dict[str, Any],
+    until: UntilDecided,
+    on_round: Callable[[optuna.Study], None],
+) -> list[int]:
+    """Run rounds of seeds until every accuracy claim row is decided, K, or the budget.
+
+    ``plan`` holds ``overrides``, ``tune``, ``tune_trials``, ``numerics``, ``looks`` and the
+    scale's ``seeds``; ``on_round`` writes the provisional tables and report between rounds.
+    """
+    looks: list[int] = plan["looks"]
+    seeds = all_seeds(plan["seeds"], looks[-1])
+    study, cells = open_compare(
+        study_def,
+        url,
+        name,
+        scale,
+        jobs,
+        plan["overrides"],
+        plan["tune"],
+        plan["tune_trials"],
+        plan["numerics"],
+        seeds,
+    )
+    record = _record_looks(study, looks, until)
+    loop = _Loop(
+        study_def, study, scale, jobs, looks, until.budget_min * 60, record, time.monotonic()
+    )
+    counts = _start_counts(study, cells, seeds, looks[0])
+    print(
+        f"{loop.desc}: until decided: looks at {looks[0]}..{looks[-1]} seeds, at most "
+        f"{len(cells)} runs, a budget of {until.budget_min:g} min",
+        file=sys.stderr,
+        flush=True,
+    )
+    codes: list[int] = []
+    while True:
+        desc = f"{loop.desc} round {len(record.get('rounds', [])) + 1}"
+        codes += run_cells(study_def, study, url, scale, jobs, _chosen(cells, seeds, counts), desc)
+        if any(codes):
+            loop.stop("a worker exited with an error")
+            return codes
+        open_pairs = loop.verdicts()
+        loop.log_round(counts, open_pairs)
+        following = grow(counts, open_pairs, looks)
+        if not open_pairs:
+            loop.stop("every accuracy claim is decided")
+            return codes
+        if following == counts:
+            loop.stop(f"{looks[-1]} seeds reached with {_n(len(open_pairs), 'comparison')} open")
+            return codes
+        why = loop.over_budget(_chosen(cells, seeds, following))
+        if why:
+            loop.stop(why)
+            return codes
+        on_round(study)  # a provisional report before the next round
+        counts = following

@@ -1,0 +1,115 @@
+"""Showing a study's progress while its workers run: runs done/total, running epochs, an ETA.
+
+The parent process polls the storage about once a second (the workers write every state there)
+and shows a tqdm bar on a terminal, else a plain line at least every 30 s while epochs advance.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from optuna.trial import TrialState
+
+from archlab.parallel import run_workers
+from archlab.study.storage import connect
+
+__all__ = ["Progress", "run_with_progress"]
+
+
+class Progress:
+    """Runs done/total, the running runs' epochs and an ETA: tqdm on a TTY, else plain lines."""
+
+    PLAIN_EVERY_S = 30.0  # a plain line at least this often while epochs advance
+
+    def __init__(self, total: int, desc: str) -> None:
+        from tqdm import tqdm
+
+        self.total, self.desc, self.t0 = total, desc, time.monotonic()
+        self.tty = sys.stderr.isatty()
+        self.bar = tqdm(total=total, desc=desc, unit="run", file=sys.stderr) if self.tty else None
+        self.last: tuple[int, str] = (-1, "")
+        self.last_print = 0.0
+
+    def update(self, done: int, running: list[str]) -> None:
+        """Show the state; called about once a second."""
+        now_text = "; ".join(running)
+        if self.bar is not None:
+            self.bar.set_postfix_str(now_text[:100], refresh=False)
+            self.bar.update(done - self.bar.n)  # update(), not n =: tqdm's ETA needs the rate
+            self.bar.refresh()
+            return
+        now = time.monotonic()
+        if (done, now_text) == self.last or (
+            done == self.last[0] and now - self.last_print < self.PLAIN_EVERY_S
+        ):
+            return
+        elapsed = now - self.t0
+        eta = f", eta {_duration(elapsed / done * (self.total - done))}" if done else ""
+        line = f"{self.desc}: {done}/{self.total} runs, {_duration(elapsed)}{eta}"
+        print(line + (f" | {now_text}" if now_text else ""), file=sys.stderr, flush=True)
+        self.last, self.last_print = (done, now_text), now
+
+    def close(self) -> None:
+        """Finish the bar."""
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _duration(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def _poller(
+    url: str, study_name: str, keys: set[str] | None, first: int, progress: Progress
+) -> Callable[[], None]:
+    """A function that reads the storage and updates ``progress`` (keys None: any trial)."""
+    study, _ = connect(url, study_name)
+
+    def poll() -> None:
+        done: set[Any] = set()
+        running = []
+        for t in study.get_trials(deepcopy=False):
+            a = t.user_attrs
+            if "duplicate_of" in a or (keys is not None and a.get("key") not in keys):
+                continue
+            new = t.number >= first or (keys is not None and t.state == TrialState.COMPLETE)
+            if new and t.state in (TrialState.COMPLETE, TrialState.FAIL):
+                done.add(a.get("key") if keys is not None else t.number)
+            elif t.state == TrialState.RUNNING and "epoch" in a:
+                epochs = math.ceil(a["recipe"]["epochs"])
+                running.append(f"{a['label']} s{a['seed']} epoch {a['epoch']:g}/{epochs}")
+        progress.update(len(done), running)
+
+    return poll
+
+
+def run_with_progress(
+    jobs: int,
+    target: Callable[..., Any],
+    kwargs: dict[str, Any],
+    *,
+    url: str,
+    study_name: str,
+    total: int,
+    keys: set[str] | None,
+    desc: str,
+) -> list[int]:
+    """``run_workers(jobs, target, kwargs)`` while showing the study's progress; exit codes.
+
+    ``total`` runs are expected: the planned ``keys`` of a comparison, or (``keys`` None) any
+    trial new since the start, for a search.
+    """
+    study, _ = connect(url, study_name)
+    first = len(study.get_trials(deepcopy=False))
+    progress = Progress(total, desc)
+    try:
+        return run_workers(
+            jobs, target, kwargs, poll=_poller(url, study_name, keys, first, progress)
+        )
+    finally:
+        progress.close()

@@ -1,0 +1,176 @@
+"""``--tune``: per-variant recipe tuning (TPE) on a validation split before a comparison runs.
+
+Each variant gets its own optuna study ``<study>-<scale>-tune-<variant>`` over the same
+TUNE_SPACE ranges (fair to every variant), scored on validation accuracy; the best values then
+replace the study's recipe for that variant's cells.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from archlab.arch.spec import ArchSpec
+from archlab.parallel import cap_jobs, run_workers
+from archlab.provenance import usable_cores
+from archlab.study.errors import StudyError, StudyFileError
+from archlab.study.plan import Cell, plan_cells
+from archlab.study.schema import StudyDef
+from archlab.study.storage import connect
+from archlab.study.trials import RunFailed, cell_attrs, count_trials, fail_stale, score, train_trial
+from archlab.train.config import TrainConfig
+
+__all__ = ["TUNE_SPACE", "TUNE_VAL_FRACTION", "TuneTask", "run_tune", "tune_tasks", "tune_work"]
+
+#: ``--tune`` search ranges: key -> (low, high, log scale). The same for every variant: fair.
+TUNE_SPACE: dict[str, tuple[float, float, bool]] = {
+    "lr": (1e-3, 1.0, True),
+    "weight_decay": (1e-6, 1e-2, True),
+    "label_smoothing": (0.0, 0.3, False),
+    "momentum": (0.5, 0.99, False),
+    "grad_clip": (0.5, 10.0, True),
+}
+TUNE_VAL_FRACTION = 0.1  # validation carved from train for --tune when the study sets none
+
+
+@dataclass(frozen=True)
+class TuneTask:
+    """Tune one variant's recipe keys in its own optuna study."""
+
+    study_name: str
+    label: str
+    model: str
+    spec: dict[str, Any]
+    recipe: dict[str, Any]
+    keys: tuple[str, ...]
+    trials: int
+    scale: str
+
+
+def _tpe() -> optuna.samplers.TPESampler:
+    """TPE that lets parallel workers propose different points (constant liar)."""
+    with warnings.catch_warnings():  # constant_liar: experimental since optuna 2.8
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(constant_liar=True)
+
+
+def tune_work(url: str, tasks: list[TuneTask]) -> None:
+    """Worker loop of --tune: TPE trials of each task until it has its trial budget."""
+    for task in tasks:
+        study, _ = connect(url, task.study_name, directions=["maximize"], sampler=_tpe())
+        fail_stale(study)
+        done = count_trials(study, (TrialState.COMPLETE, TrialState.RUNNING))
+        if done >= task.trials:
+            continue
+        study.optimize(
+            _objective(task),
+            n_trials=task.trials - done,
+            callbacks=[optuna.study.MaxTrialsCallback(task.trials, states=(TrialState.COMPLETE,))],
+            catch=(RunFailed,),
+        )
+
+
+def _objective(task: TuneTask) -> Callable[[optuna.Trial], float]:
+    """The optuna objective of a task: the variant's validation accuracy at sampled values."""
+    base = TrainConfig(**task.recipe)
+
+    def objective(trial: optuna.Trial) -> float:
+        values = {}
+        for k in task.keys:
+            lo, hi, log = TUNE_SPACE[k]
+            values[k] = trial.suggest_float(k, lo, hi, log=log)
+        config = base.replace(**values)
+        attrs = cell_attrs(task.model, ArchSpec(**task.spec), config, task.scale, task.label)
+        for k, v in attrs.items():
+            trial.set_user_attr(k, v)
+        return score(train_trial(trial), "val_top1")
+
+    return objective
+
+
+def tune_tasks(
+    study_def: StudyDef, cells: Sequence[Cell], scale: str, keys: Sequence[str], trials: int
+) -> list[TuneTask]:
+    """One task per variant: its first seed's recipe with a validation split to score on."""
+    unknown = [k for k in keys if k not in TUNE_SPACE]
+    if unknown:
+        raise StudyFileError(f"--tune {unknown[0]!r}: not tunable; valid: {', '.join(TUNE_SPACE)}")
+    if trials < 1:
+        raise StudyFileError(f"--trials {trials}: need at least 1")
+    tasks, seen = [], set()
+    for c in cells:
+        if c.variant in seen:
+            continue
+        seen.add(c.variant)
+        config = c.config
+        if config.val_size == 0:
+            n = config.train_subset or _train_size(config.dataset)
+            config = config.replace(val_size=max(10, round(TUNE_VAL_FRACTION * n)))
+        tasks.append(
+            TuneTask(
+                f"{study_def.name}-{scale}-tune-{c.variant}",
+                c.variant,
+                c.model,
+                c.spec.to_dict(),
+                config.to_dict(),
+                tuple(keys),
+                trials,
+                scale,
+            )
+        )
+    return tasks
+
+
+def _train_size(dataset: str) -> int:
+    from archlab.train.data import load_dataset
+
+    return len(load_dataset(dataset, val_size=0, seed=0).train_y)
+
+
+def _tuned_values(url: str, tasks: Sequence[TuneTask]) -> dict[str, dict[str, Any]]:
+    """Best values of each tuning study, by variant label."""
+    out = {}
+    for task in tasks:
+        study, _ = connect(url, task.study_name)
+        if not count_trials(study, (TrialState.COMPLETE,)):
+            raise StudyError(f"tuning {task.label!r}: no trial completed; see {task.study_name}")
+        out[task.label] = dict(study.best_params)
+    return out
+
+
+def run_tune(
+    study_def: StudyDef,
+    url: str,
+    scale: str,
+    jobs: int,
+    overrides: list[str],
+    keys: list[str],
+    trials: int,
+    numerics: dict[str, Any] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Tune ``keys`` of every variant with local workers; the tuned values by variant label.
+
+    ``numerics``: the study's pinned device and precision (default: this machine's).
+    """
+    cells = plan_cells(study_def, scale, overrides, numerics=numerics)
+    tasks = tune_tasks(study_def, cells, scale, keys, trials)
+    print(
+        f"{study_def.name} [{scale}]: tuning {', '.join(keys)} of {len(tasks)} variants, "
+        f"{trials} trials each, on {tasks[0].recipe['val_size']} validation images",
+        file=sys.stderr,
+    )
+    n = cap_jobs(jobs, len(usable_cores()), trials)
+    codes = run_workers(n, tune_work, {"url": url, "tasks": tasks})
+    if any(codes):
+        raise StudyError(f"tuning workers exited with codes {codes}")
+    tuned = _tuned_values(url, tasks)
+    for label, values in tuned.items():
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
+        print(f"  tuned {label}: {shown}", file=sys.stderr)
+    return tuned

@@ -1,0 +1,1 @@
+"""The training layer: recipe, data, metrics, optimizer and the trainer that runs one model."""

@@ -1,0 +1,343 @@
+"""Studies that decide: --until-decided rounds, the plan line and size check, pinned numerics.
+
+Training and the claim verdicts are faked (a run "trains" in microseconds, a verdict comes from a
+script), so the round loop, the storage and the CLI are tested in seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+import pytest
+
+import archlab.study.decide
+import archlab.study.engine
+import archlab.train.runtime
+import archlab.train.trainer
+from archlab.arch.spec import ArchSpec
+from archlab.study.compare import seed_major
+from archlab.study.decide import UntilDecided, grow, open_comparisons, plan_looks
+from archlab.study.engine import run_study
+from archlab.study.errors import StudyError
+from archlab.study.plan import plan_cells, run_key
+from archlab.study.storage import open_storage
+from archlab.study.studyfile import load_study
+from archlab.train.config import RunResult, TrainConfig
+from tests.studykit import run_main
+
+# baseline plus two variants at the smoke scale, two seeds: two comparisons with the baseline
+STUDY = """
+name: dec
+claims: [conv5x5_acc, stem_7x7]
+variants:
+  one_factor:
+    - {conv5x5: 5x5}
+    - {stem: 7x7}
+scales:
+  smoke: {seeds: 2, dataset: "synthetic:64", val_size: 0, batch_size: 32}
+"""
+C5, STEM, BASE = "conv5x5=5x5", "stem=7x7", "baseline"
+
+
+def write(tmp_path: Path, text: str = STUDY) -> Path:
+    path = tmp_path / "dec.yaml"
+    path.write_text(text)
+    return path
+
+
+def dirs(tmp_path: Path) -> dict[str, Path]:
+    return {"results_dir": tmp_path / "results", "reports_dir": tmp_path / "reports"}
+
+
+def stored(tmp_path: Path) -> optuna.Study:
+    url = str(tmp_path / "results" / "dec" / "journal.log")
+    return optuna.load_study(study_name="dec-smoke", storage=open_storage(url))
+
+
+class FakeTrain:
+    """Stands in for the trainer: records (variant, seed) of each run, returns a result at once."""
+
+    def __init__(self, wall_s: float = 2.0) -> None:
+        self.runs: list[tuple[str, int]] = []
+        self.configs: list[TrainConfig] = []
+        self.wall_s = wall_s
+
+    def __call__(self, spec: ArchSpec, config: TrainConfig, **kw: Any) -> RunResult:
+        label = C5 if spec.conv5x5 == "5x5" else STEM if spec.stem == "7x7" else BASE
+        self.runs.append((label, config.seed))
+        self.configs.append(config)
+        final = {"test_top1": 80.0 + config.seed, "val_top1": 80.0, "test_nll": 0.5}
+        history = [{"epoch": 1.0, "train_loss": 1.0, "test_top1": final["test_top1"]}]
+        return RunResult(
+            "complete", spec.to_dict(), config.to_dict(), kw["model"], final, history,
+            macs=1000, params=10, wall_time_s=self.wall_s,
+        )  # fmt: skip
+
+    def seeds(self, label: str) -> list[int]:
+        return sorted(s for v, s in self.runs if v == label)
+
+
+class FakeVerdicts:
+    """The claim table from a rule: (variant, baseline) is open while ``open_while(n)`` holds,
+    n being the variant's seeds in the runs table; records every call's looks and seeds."""
+
+    def __init__(self, tmp_path: Path, open_while: Callable[[str, int], bool]) -> None:
+        self.tmp_path, self.open_while = tmp_path, open_while
+        self.calls: list[dict[str, Any]] = []
+
+    def __call__(self, claim_ids: Any, runs: pd.DataFrame, curves: Any, looks: Any) -> pd.DataFrame:
+        seeds = runs.groupby("variant")["seed"].nunique().to_dict()
+        attrs = stored(self.tmp_path).user_attrs
+        self.calls.append({"looks": list(looks), "seeds": seeds, "stored_looks": attrs["looks"]})
+        self.calls[-1]["csv"] = (self.tmp_path / "results" / "dec" / "runs.csv").exists()
+        rows = [
+            {
+                "claim": "x",
+                "kind": "accuracy",
+                "variant": v,
+                "baseline": BASE,
+                "evidence": "inconclusive" if self.open_while(v, seeds.get(v, 0)) else "agrees",
+            }
+            for v in (C5, STEM)
+        ]
+        rows.append({"claim": "y", "kind": "cost", "variant": STEM, "baseline": BASE,
+                     "evidence": "inconclusive"})  # fmt: skip
+        return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def fake_train(monkeypatch: pytest.MonkeyPatch) -> FakeTrain:
+    fake = FakeTrain()
+    monkeypatch.setattr(archlab.train.trainer, "train", fake)
+    return fake
+
+
+@pytest.fixture
+def verdicts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., FakeVerdicts]:
+    monkeypatch.setattr(archlab.study.engine, "check_evaluator", lambda: None)
+
+    def install(open_while: Callable[[str, int], bool]) -> FakeVerdicts:
+        fake = FakeVerdicts(tmp_path, open_while)
+        monkeypatch.setattr(archlab.study.decide, "evaluate", fake)
+        return fake
+
+    return install
+
+
+def until(tmp_path: Path, **kw: Any) -> Any:
+    return run_study(
+        write(tmp_path), scale="smoke", render=False, until_decided=UntilDecided(**kw),
+        **dirs(tmp_path),
+    )  # fmt: skip
+
+
+# --- the round loop ------------------------------------------------------------------------------
+
+
+def test_rounds_add_seeds_only_to_the_open_pair_until_decided(
+    tmp_path: Path, fake_train: FakeTrain, verdicts: Callable[..., FakeVerdicts], capfd: Any
+) -> None:
+    fake = verdicts(lambda v, n: v == C5 and n < 4)  # conv5x5 is decided at 4 seeds
+    outcome = until(tmp_path)
+    assert outcome.ok
+    assert fake_train.seeds(C5) == fake_train.seeds(BASE) == [0, 1, 2, 3]
+    assert fake_train.seeds(STEM) == [0, 1]
+    # round robin: seed 0 of every cell, then seed 1, ...
+    assert fake_train.runs[:6] == [(BASE, 0), (C5, 0), (STEM, 0), (BASE, 1), (C5, 1), (STEM, 1)]
+    assert [c["seeds"][C5] for c in fake.calls] == [2, 3, 4]
+    # the looks were stored before the first verdict, and passed to it
+    assert all(c["looks"] == c["stored_looks"] == list(range(2, 11)) for c in fake.calls)
+    assert [c["csv"] for c in fake.calls] == [False, True, True]  # provisional tables per round
+    attrs = stored(tmp_path).user_attrs
+    rounds = attrs["until_decided"]["rounds"]
+    assert [(r["round"], r["seeds"], r["open"]) for r in rounds] == [
+        (1, 2, [[C5, BASE]]),
+        (2, 3, [[C5, BASE]]),
+        (3, 4, []),
+    ]
+    assert attrs["until_decided"]["max_seeds"] == 10 and attrs["until_decided"]["budget_min"] == 20
+    assert "decided" in attrs["until_decided"]["stopped"]
+    assert len(pd.read_csv(outcome.files["runs.csv"])) == 10
+    err = capfd.readouterr().err
+    assert "until decided: looks at 2..10 seeds, at most 30 runs, a budget of 20 min" in err
+    assert "dec [smoke] round 1: 6 runs, 0 done, 6 to run; about " in err
+    assert "dec [smoke]: round 2: 3 seeds, 1 open comparison, " in err
+    assert "round 3: 4 seeds, 0 open comparisons" in err
+
+    fake_train.runs.clear()  # resumed: nothing retrained, the stored looks reused
+    assert until(tmp_path).ok and fake_train.runs == []
+    assert stored(tmp_path).user_attrs["looks"] == list(range(2, 11))
+
+
+def test_rounds_stop_at_max_seeds_and_a_larger_k_extends_the_looks(
+    tmp_path: Path, fake_train: FakeTrain, verdicts: Callable[..., FakeVerdicts]
+) -> None:
+    verdicts(lambda v, n: v == C5)  # never decided
+    until(tmp_path, max_seeds=3)
+    assert fake_train.seeds(C5) == [0, 1, 2] and fake_train.seeds(STEM) == [0, 1]
+    attrs = stored(tmp_path).user_attrs
+    assert attrs["looks"] == [2, 3] and "3 seeds reached" in attrs["until_decided"]["stopped"]
+
+    fake_train.runs.clear()  # a smaller K later keeps the planned looks; a larger one extends
+    until(tmp_path, max_seeds=2)
+    assert fake_train.runs == [] and stored(tmp_path).user_attrs["looks"] == [2, 3]
+    until(tmp_path, max_seeds=5)
+    assert sorted(fake_train.runs) == [(BASE, 3), (BASE, 4), (C5, 3), (C5, 4)]
+    attrs = stored(tmp_path).user_attrs
+    assert attrs["looks"] == [2, 3, 4, 5]
+    assert attrs["until_decided"]["extended"] == [{"from": 3, "to": 5}]
+
+
+def test_rounds_stop_before_a_round_that_would_overrun_the_budget(
+    tmp_path: Path, fake_train: FakeTrain, verdicts: Callable[..., FakeVerdicts]
+) -> None:
+    verdicts(lambda v, n: v == C5)
+    fake_train.wall_s = 600.0  # runs "take" 10 minutes: a round of two would end past 5
+    until(tmp_path, budget_min=5)
+    assert len(fake_train.runs) == 6  # round 1 only
+    stop = stored(tmp_path).user_attrs["until_decided"]["stopped"]
+    assert stop.startswith("budget: the next round (~20m00s) would end past 5 min")
+
+
+def test_a_study_without_accuracy_claims_is_decided_after_round_one(
+    tmp_path: Path, fake_train: FakeTrain, verdicts: Callable[..., FakeVerdicts]
+) -> None:
+    verdicts(lambda v, n: True)
+    path = write(tmp_path, STUDY.replace("claims: [conv5x5_acc, stem_7x7]\n", ""))
+    run_study(path, scale="smoke", render=False, until_decided=UntilDecided(), **dirs(tmp_path))
+    assert len(fake_train.runs) == 6
+    assert len(stored(tmp_path).user_attrs["until_decided"]["rounds"]) == 1
+
+
+def test_open_comparisons_grow_and_looks(tmp_path: Path) -> None:
+    table = pd.DataFrame(
+        [
+            ["a", "accuracy", "v1", "baseline", "inconclusive"],
+            ["a", "accuracy", "v2", "baseline", "agrees"],
+            ["b", "cost", "v3", "baseline", "inconclusive"],
+            ["c", "accuracy", "v4", "v1", "smaller than claimed"],
+        ],
+        columns=["claim", "kind", "variant", "baseline", "evidence"],
+    )
+    assert open_comparisons(table) == {("v1", "baseline")}
+    assert open_comparisons(table.iloc[:0]) == set()
+    counts = {"baseline": 3, "v1": 3, "v2": 3}
+    both = {("v1", "baseline"), ("v2", "baseline")}
+    assert grow(counts, both, [3, 4, 5]) == {"baseline": 4, "v1": 4, "v2": 4}  # one seed, not 2
+    assert grow({"baseline": 5, "v1": 5}, {("v1", "baseline")}, [3, 4, 5]) == {
+        "baseline": 5,
+        "v1": 5,
+    }
+    study = load_study(write(tmp_path))
+    assert plan_looks(study, "smoke", 2, None, None) == list(range(2, 11))
+    assert plan_looks(study, "smoke", 2, 4, [2, 3]) == [2, 3, 4]
+    assert plan_looks(study, "smoke", 5, 3, None) == [5]
+
+
+def test_search_studies_refuse_until_decided(tmp_path: Path, capsys: Any) -> None:
+    search = Path(__file__).resolve().parents[1] / "studies" / "search.yaml"
+    rc, _, err = run_main(capsys, "study", "run", str(search), "--scale", "smoke",
+                          "--until-decided", "--results", str(tmp_path))  # fmt: skip
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert "--until-decided: search is a search study" in err
+    rc, _, err = run_main(capsys, "study", "run", str(search), "--max-seeds", "4")
+    assert rc == 2 and "--max-seeds is an option of --until-decided" in err
+
+
+# --- the plan before it runs ---------------------------------------------------------------------
+
+
+def test_the_plan_line_says_runs_and_time_rough_then_measured(
+    tmp_path: Path, fake_train: FakeTrain, capfd: Any
+) -> None:
+    path = write(tmp_path)
+    run_study(path, scale="smoke", render=False, **dirs(tmp_path))
+    err = capfd.readouterr().err
+    assert "dec [smoke]: 6 runs, 0 done, 6 to run; about " in err
+    assert "s/run, rough: a prior of 300 training images/s per worker)" in err
+    run_study(path, scale="smoke", overrides=["seeds=3"], render=False, **dirs(tmp_path))
+    err = capfd.readouterr().err
+    assert "9 runs, 6 done, 3 to run; about 6s with 1 worker (2.0 s/run, measured here)" in err
+    # every cell is enqueued seed-major: the round-robin order
+    trials = stored(tmp_path).get_trials()
+    assert [t.user_attrs["seed"] for t in trials] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    cells = plan_cells(load_study(path), "smoke")
+    assert [c.seed for c in seed_major(cells)] == [0, 0, 0, 1, 1, 1]
+
+
+@pytest.mark.parametrize("seeds", ["1000000000", "100000"])
+def test_a_huge_plan_ends_at_once_without_yes(tmp_path: Path, capsys: Any, seeds: str) -> None:
+    path = write(tmp_path)
+    t0 = time.monotonic()
+    rc, _, err = run_main(capsys, "study", "run", str(path), "--scale", "smoke", "--set",
+                          f"seeds={seeds}", "--results", str(tmp_path / "results"))  # fmt: skip
+    assert time.monotonic() - t0 < 10
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    if seeds == "100000":
+        assert "this plan has 300,000 runs (more than 1,000): pass --yes" in err
+    else:
+        assert "seeds: 1000000000 seeds: allowed 1 to 100,000" in err
+    assert not (tmp_path / "results").exists()
+
+
+def test_until_decided_counts_its_most_seeds_against_yes(tmp_path: Path, capsys: Any) -> None:
+    path = write(tmp_path)
+    rc, _, err = run_main(capsys, "study", "run", str(path), "--scale", "smoke",
+                          "--until-decided", "--max-seeds", "400")  # fmt: skip
+    assert rc == 2 and "this plan has 1,200 runs (more than 1,000): pass --yes" in err
+
+
+# --- numerics ------------------------------------------------------------------------------------
+
+
+def fake_machine(monkeypatch: pytest.MonkeyPatch, bf16: bool) -> None:
+    monkeypatch.setattr(archlab.train.runtime, "cpu_has_fast_bf16", lambda: bf16)
+
+
+def test_runs_are_keyed_by_resolved_numerics_pinned_and_refused_elsewhere(
+    tmp_path: Path, fake_train: FakeTrain, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    path = write(tmp_path)
+    fake_machine(monkeypatch, True)
+    cells = plan_cells(load_study(path), "smoke")
+    assert {(c.config.device, c.config.precision) for c in cells} == {("cpu", "bf16")}
+    auto = cells[0].config.replace(device="auto", precision="auto")
+    assert cells[0].key != run_key(cells[0].model, cells[0].spec, auto, "smoke")
+    run_study(path, scale="smoke", render=False, **dirs(tmp_path))
+    assert {(c.device, c.precision) for c in fake_train.configs} == {("cpu", "bf16")}
+    attrs = stored(tmp_path).user_attrs
+    assert attrs["numerics"] == {"device": "cpu", "precision": "bf16", "cpu_bf16": True}
+    assert attrs["meta"]["recipe"]["precision"] == "bf16"
+    assert {t.user_attrs["recipe"]["precision"] for t in stored(tmp_path).get_trials()} == {"bf16"}
+
+    fake_machine(monkeypatch, False)  # a machine without native bf16
+    fake_train.configs.clear()
+    capsys.readouterr()
+    args = ["study", "run", str(path), "--scale", "smoke", "--no-report"]
+    args += ["--results", str(tmp_path / "results"), "--set", "seeds=3"]
+    rc, _, err = run_main(capsys, *args)
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert "pinned to cpu bf16 (CPU: native bf16)" in err
+    assert "this machine resolves cpu fp32 (CPU: no native bf16)" in err
+    assert "--numerics pinned" in err and fake_train.configs == []
+    rc, _, _ = run_main(capsys, *args, "--numerics", "pinned")
+    assert rc == 0 and {c.precision for c in fake_train.configs} == {"bf16"}
+    assert len(fake_train.configs) == 3  # only the new seed: the pinned keys matched
+
+
+def test_an_explicit_precision_is_not_pinned(
+    tmp_path: Path, fake_train: FakeTrain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, STUDY.replace("batch_size: 32}", "batch_size: 32, precision: fp32}"))
+    fake_machine(monkeypatch, True)
+    run_study(path, scale="smoke", render=False, **dirs(tmp_path))
+    fake_machine(monkeypatch, False)  # no refusal: the recipe asks for fp32 everywhere
+    run_study(path, scale="smoke", render=False, **dirs(tmp_path))
+    assert {c.precision for c in fake_train.configs} == {"fp32"} and len(fake_train.configs) == 6
+    with pytest.raises(StudyError, match="--numerics 'x'"):
+        run_study(path, scale="smoke", render=False, numerics="x", **dirs(tmp_path))

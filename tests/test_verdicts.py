@@ -1,0 +1,148 @@
+"""Tests for archlab.analysis.verdicts: each verdict on constructed differences, TOST and Holm
+against statsmodels, and the sequential procedure's false-positive rate over repeated looks."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.weightstats import ttost_paired
+
+from archlab.analysis.verdicts import (
+    VERDICTS,
+    Look,
+    RowEvidence,
+    decide,
+    look_weights,
+    paired_look,
+    repeated_p,
+    seeds_needed,
+)
+
+
+def _diffs(mean: float, sd: float, n: int, seed: int = 0) -> np.ndarray:
+    """n values with exactly this sample mean and SD (so the outcome does not hang on luck)."""
+    z = np.random.default_rng(seed).standard_normal(n)
+    z = (z - z.mean()) / z.std(ddof=1)
+    return mean + sd * z
+
+
+def _one(expected: str, diffs: np.ndarray, *, paper: float | None = None, margin: float = 0.5):
+    row = RowEvidence(expected, [paired_look(diffs)], margin=margin, paper=paper)
+    return decide([row], [len(diffs)])[0]
+
+
+# (expected, mean, sd, n, paper, margin) -> verdict; every verdict word appears at least once
+CASES = {
+    "agrees": ("better", 1.0, 0.3, 6, 1.0, 0.5),
+    "disagrees": ("better", -1.0, 0.3, 6, 1.0, 0.5),
+    "equivalent": ("better", 0.02, 0.2, 12, 1.0, 0.5),
+    "smaller than claimed": ("better", 0.3, 0.5, 10, 2.0, 0.5),
+    "inconclusive": ("better", 0.3, 2.0, 3, 1.0, 0.5),
+}
+
+
+@pytest.mark.parametrize("want", VERDICTS)
+def test_each_verdict_on_constructed_differences(want: str) -> None:
+    expected, mean, sd, n, paper, margin = CASES[want]
+    v = _one(expected, _diffs(mean, sd, n), paper=paper, margin=margin)
+    assert v.verdict == want, v
+
+
+def test_agrees_says_whether_the_paper_number_is_inside_the_interval() -> None:
+    inside = _one("better", _diffs(1.0, 0.3, 6), paper=1.0)
+    outside = _one("better", _diffs(0.4, 0.05, 6), paper=1.0)
+    assert (inside.verdict, inside.paper_in_ci) == ("agrees", True)
+    assert (outside.verdict, outside.paper_in_ci) == ("agrees", False)
+
+
+def test_worse_claims_are_mirrored() -> None:
+    assert _one("worse", _diffs(-1.0, 0.3, 6)).verdict == "agrees"
+    assert _one("worse", _diffs(1.0, 0.3, 6)).verdict == "disagrees"
+
+
+def test_no_worse_prefers_equivalence_and_close_rejects_beyond_the_margin() -> None:
+    assert _one("no_worse", _diffs(-0.05, 0.2, 12)).verdict == "equivalent"
+    assert _one("no_worse", _diffs(-2.0, 0.3, 6)).verdict == "disagrees"
+    assert _one("close", _diffs(0.1, 0.3, 12), margin=1.5).verdict == "equivalent"
+    assert _one("close", _diffs(-3.0, 0.3, 6), margin=1.5).verdict == "disagrees"
+    assert _one("close", _diffs(-1.0, 2.0, 3), margin=1.5).verdict == "inconclusive"
+
+
+def test_tost_p_matches_statsmodels_ttost_paired() -> None:
+    rng = np.random.default_rng(3)
+    a, b = 80 + rng.normal(0, 0.3, 8), 80 + rng.normal(0.1, 0.3, 8)
+    look = paired_look(a - b)
+    ours = max(look.p_greater(-0.5), look.p_less(0.5))
+    theirs = ttost_paired(a, b, -0.5, 0.5)[0]
+    assert ours == pytest.approx(theirs, rel=1e-9)
+
+
+def test_direction_p_matches_scipy_paired_t_test() -> None:
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(0, 1, 7), rng.normal(0.5, 1, 7)
+    assert paired_look(a - b).p_two_sided() == pytest.approx(stats.ttest_rel(a, b).pvalue)
+
+
+def test_holm_across_rows_matches_statsmodels() -> None:
+    rows = [RowEvidence("better", [paired_look(_diffs(m, 0.5, 6, s))]) for s, m in
+            enumerate((0.9, 0.5, 0.3, 0.05))]  # fmt: skip
+    raw = [r.looks[0].p_two_sided() for r in rows]
+    want = multipletests(raw, alpha=0.05, method="holm")[1]
+    got = [v.p_direction for v in decide(rows, [6])]
+    assert got == pytest.approx(list(want))
+    assert min(raw) < 0.05 and sorted(got) != sorted(raw)  # the adjustment did something
+
+
+def test_look_weights_spend_alpha_linearly_and_sum_to_one() -> None:
+    w = look_weights([5, 7, 10])
+    assert w == pytest.approx([0.5, 0.2, 0.3])
+    assert repeated_p([0.04, 0.01, 0.5], w) == pytest.approx(0.05)
+    with pytest.raises(ValueError):
+        look_weights([0, 3])
+
+
+def _null_false_positive_rate(adjust: bool, n_studies: int = 2000) -> float:
+    """Share of null studies (true difference 0) declared agree/disagree at any look."""
+    looks = np.arange(5, 13)  # first round 5 seeds, then one seed a round up to 12
+    rng = np.random.default_rng(2024)
+    d = rng.standard_normal((n_studies, looks[-1]))
+    weights = look_weights(looks) if adjust else np.ones(len(looks))
+    p = np.empty((n_studies, len(looks)))
+    for k, n in enumerate(looks):
+        x = d[:, :n]
+        t = x.mean(axis=1) / (x.std(axis=1, ddof=1) / math.sqrt(n))
+        p[:, k] = 2 * stats.t.sf(np.abs(t), n - 1)
+    repeated = np.minimum.accumulate(p / weights, axis=1)
+    return float(np.mean((repeated < 0.05).any(axis=1)))
+
+
+def test_sequential_looks_keep_false_positives_at_or_below_alpha() -> None:
+    assert _null_false_positive_rate(adjust=True) <= 0.05
+    # the same looks without the spending inflate it: the simulation can tell the difference
+    assert _null_false_positive_rate(adjust=False) > 0.08
+
+
+def test_pooled_sd_replaces_the_pairs_own() -> None:
+    d = _diffs(0.2, 1.0, 5)
+    own, pooled = paired_look(d), paired_look(d, pooled_sd=0.1, pooled_df=40)
+    assert own.se == pytest.approx(1.0 / math.sqrt(5))
+    assert pooled.se == pytest.approx(math.sqrt(2) * 0.1 / math.sqrt(5))
+    assert pooled.df == 40
+
+
+def test_seeds_needed_grows_with_noise_and_is_absent_when_undefined() -> None:
+    assert seeds_needed(0.3, 1.0) < seeds_needed(0.6, 1.0) < seeds_needed(1.2, 1.0)
+    assert seeds_needed(float("nan"), 1.0) is None
+    assert seeds_needed(0.3, 0.0) is None
+
+
+def test_inconclusive_rows_say_how_many_seeds_would_decide_them() -> None:
+    v = _one("better", _diffs(0.3, 2.0, 3), paper=1.0)
+    assert v.verdict == "inconclusive" and v.seeds_needed > 3 and v.look == 0
+
+
+def test_invalid_look_is_never_decided() -> None:
+    row = RowEvidence("better", [Look(1, 5.0, math.nan, 0, math.nan)])
+    assert decide([row], [1])[0].verdict == "inconclusive"
