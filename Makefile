@@ -27,10 +27,10 @@ $(VENV)/.stamp: pyproject.toml
 venv: $(VENV)/.stamp
 
 test: venv
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -rs
 
 test-slow: venv
-	$(BIN)/pytest -q -m slow
+	$(BIN)/pytest -q -rs -m slow
 
 # ruff, and the import-linter layers contract (imports only point down; see ARCHITECTURE.md)
 lint: venv

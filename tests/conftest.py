@@ -1,9 +1,10 @@
-"""Shared fixtures: never download in tests; a real PostgreSQL server when one can start."""
+"""Shared fixtures: no downloads in tests; real data and a real PostgreSQL server (CI: required)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,21 @@ def _one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+REAL_FMNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.fixture
+def real_fashion_mnist() -> None:
+    """The real Fashion-MNIST files; skipped where absent, except in CI (ARCHLAB_REQUIRE_DATA=1)."""
+    if REAL_FMNIST.is_dir() or "ARCHLAB_DATA" in os.environ:
+        return
+    if os.environ.get("ARCHLAB_REQUIRE_DATA") == "1":
+        pytest.fail(
+            "the real Fashion-MNIST files are required here: apt-get install dataset-fashion-mnist"
+        )
+    pytest.skip("real Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
 
 
 @pytest.fixture(scope="session")

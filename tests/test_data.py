@@ -18,9 +18,6 @@ from PIL import Image
 from archlab.train import sources
 from archlab.train.data import DataError, augment, batches, load_dataset, normalize
 
-FMNIST_SYSTEM = Path("/usr/share/datasets/fashion-mnist")
-
-
 # ---- file builders -------------------------------------------------------------------------------
 
 
@@ -221,7 +218,7 @@ def test_fashion_mnist_download_verifies_and_saves(no_fmnist, monkeypatch):
     )
 
 
-@pytest.mark.skipif(not FMNIST_SYSTEM.is_dir(), reason="dataset-fashion-mnist not installed")
+@pytest.mark.usefixtures("real_fashion_mnist")
 def test_real_fashion_mnist(monkeypatch):
     monkeypatch.delenv("ARCHLAB_DATA", raising=False)
     monkeypatch.setenv("ARCHLAB_NO_DOWNLOAD", "1")

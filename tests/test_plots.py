@@ -95,3 +95,37 @@ def test_write_atomic_keeps_old_file_on_failure(tmp_path):
         write_atomic(target, 123)  # type: ignore[arg-type]
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["report.md"]  # no temp file left behind
+
+
+def test_forest_plot_draws_each_accuracy_row_with_units(tmp_path, monkeypatch) -> None:
+    import archlab.report.plots as plots
+
+    claims = pd.DataFrame(
+        {
+            "claim": ["factor_act", "conv5x5_acc", "conv5x5_cost"],
+            "comparison": ["a vs b", "c vs b", "c vs b"],
+            "kind": ["accuracy", "accuracy", "cost"],
+            "evidence": ["agrees", "equivalent", "agrees"],
+            "estimate": [1.1, 0.05, np.nan],
+            "ci_lo": [0.6, -0.2, np.nan],
+            "ci_hi": [1.6, 0.3, np.nan],
+            "margin": [0.5, 0.5, 0.5],
+            "paper_effect": [1.0, np.nan, np.nan],
+        }
+    )
+    seen = {}
+    real = plots._save
+
+    def keep(fig, path, title, caption):
+        (ax,) = fig.axes
+        seen.update(xlabel=ax.get_xlabel(), ticks=[t.get_text() for t in ax.get_yticklabels()])
+        return real(fig, path, title, caption)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    path = plots.plot_forest(claims, tmp_path / "f.png", caption=CAP)
+    assert path is not None and _is_png(path)
+    assert "points" in seen["xlabel"] and "top-1" in seen["xlabel"]
+    assert len(seen["ticks"]) == 2 and seen["ticks"][0].startswith("factor_act: a vs b")
+    assert (
+        plots.plot_forest(claims[claims["kind"] == "cost"], tmp_path / "g.png", caption=CAP) is None
+    )

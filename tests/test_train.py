@@ -3,8 +3,6 @@ runtime, config validation and overrides, the ``archlab train`` CLI."""
 
 import json
 import math
-import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -485,10 +483,7 @@ def test_cli_train_returns_1_when_diverged(capsys: pytest.CaptureFixture) -> Non
     assert "status     diverged" in capsys.readouterr().out
 
 
-@pytest.mark.skipif(
-    not Path("/usr/share/datasets/fashion-mnist").is_dir() and "ARCHLAB_DATA" not in os.environ,
-    reason="real Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)",
-)
+@pytest.mark.usefixtures("real_fashion_mnist")
 def test_short_run_on_real_fashion_mnist_beats_70_percent() -> None:
     """A short run on the real data learns: the whole pipeline, not just synthetic patterns."""
     config = TrainConfig(

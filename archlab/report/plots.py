@@ -286,3 +286,38 @@ def plot_xy_ci(
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
     return _save(fig, path, title, caption)
+
+
+VERDICT_COLORS = {
+    "agrees": "tab:green",
+    "disagrees": "tab:red",
+    "equivalent": "tab:blue",
+    "smaller than claimed": "tab:orange",
+    "inconclusive": "tab:gray",
+}
+
+
+def plot_forest(claims: pd.DataFrame, path: Path, *, caption: str) -> Path | None:
+    """Each accuracy claim row's difference with its 95% interval, margin band, paper's number."""
+    rows = claims[(claims["kind"] == "accuracy") & claims["estimate"].notna()]
+    if rows.empty:
+        return None
+    n = len(rows)
+    fig, (ax,) = _figure(1, width=9.0, height=max(2.6, 0.5 * n + 1.6))
+    pos = np.arange(n)
+    for y, r in zip(pos, rows.itertuples(), strict=True):
+        margin = float(r.margin) if pd.notna(r.margin) else 0.0
+        ax.fill_betweenx([y - 0.4, y + 0.4], -margin, margin, color="tab:blue", alpha=0.08)
+        color = VERDICT_COLORS.get(str(r.evidence), "black")
+        err = _errors(np.array([r.estimate]), np.array([r.ci_lo]), np.array([r.ci_hi]))
+        ax.errorbar([r.estimate], [y], xerr=err, fmt="o", color=color, capsize=3)
+        if pd.notna(r.paper_effect):
+            ax.plot([r.paper_effect], [y], marker="x", color="black", markersize=8)
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    labels = [f"{r.claim}: {r.comparison}\n{r.evidence}" for r in rows.itertuples()]
+    ax.set_yticks(pos, labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("difference in test top-1 (points; positive = the paper's choice is better)")
+    ax.grid(axis="x", alpha=0.3)
+    title = "claims: 95% intervals; x = the paper's number; band = equivalence margin"
+    return _save(fig, path, title, caption)

@@ -37,6 +37,7 @@ from archlab.report.plots import (
     plot_acc_vs_macs,
     plot_cost_bars,
     plot_edf,
+    plot_forest,
     plot_learning_curves,
     plot_reliability,
 )
@@ -145,9 +146,12 @@ def _header(doc: Doc, meta: Mapping[str, Any], runs: pd.DataFrame) -> None:
             ("date", fmt_date()),
         ],
     )
+
+
+def _recipe_section(doc: Doc, meta: Mapping[str, Any]) -> None:
     recipe = meta.get("recipe") or {}
     if recipe:
-        doc.add("h3", "recipe")
+        doc.add("h2", "Recipe")
         doc.add(
             "table", pd.DataFrame({"key": list(recipe), "value": [str(v) for v in recipe.values()]})
         )
@@ -235,9 +239,16 @@ def render_report(
     plots = _study_plots(runs, curves, summary, claim_ids, kind, calib, cap, out_dir)
     files.update({p.name: p for p, _ in plots})
 
+    forest = plot_forest(claims, out_dir / "claims_forest.png", caption=cap)
+    if forest is not None:
+        files[forest.name] = forest
+
     doc = Doc()
     _header(doc, meta, runs)
     _claims_section(doc, claims, runs, meta)
+    if forest is not None:
+        doc.add("img", forest, "claims: differences with 95% intervals against the paper's numbers")
+    _recipe_section(doc, meta)
     _summary_section(doc, summary, _shown_metrics(summary, calib), cap)
     _comparisons_section(doc, comparisons)
     if kind == "search" and "pareto" in summary.columns:

@@ -52,13 +52,17 @@ def workers_for(jobs: int, pending: int) -> int:
 
 
 def mean_wall_s(study: optuna.Study) -> float | None:
-    """Mean wall time of the study's runs completed on this machine; None if it has none."""
+    """Mean wall time of the study's planned runs completed on this machine; None if none."""
     host = socket.gethostname()
+    # only the current plan's runs: a journal also keeps runs of earlier recipes, which cost
+    # something else
+    planned = {c.get("key") for c in study.user_attrs.get("plan") or []}
     walls = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         a = t.user_attrs
         wall = (a.get("result") or {}).get("wall_time_s")
-        if (a.get("owner") or {}).get("host") == host and wall and "reused_from" not in a:
+        mine = (a.get("owner") or {}).get("host") == host and a.get("key") in planned
+        if mine and wall and "reused_from" not in a:
             walls.append(float(wall))
     return sum(walls) / len(walls) if walls else None
 
