@@ -10,10 +10,10 @@ MAX_SEEDS ?=
 UNTIL    = --until-decided --budget $(BUDGET) $(if $(MAX_SEEDS),--max-seeds $(MAX_SEEDS))
 ARCHLAB := $(BIN)/archlab
 
-.PHONY: help venv test test-slow lint format flops bench recipes study-principles clean-venv
+.PHONY: help venv test test-slow lint format flops bench recipes reports study-principles clean-venv
 
 help:
-	@echo "make test | test-slow | lint | flops | bench | recipes | study-<name> [SCALE=full] [JOBS=N] [BUDGET=MIN] [MAX_SEEDS=K]"
+	@echo "make test | test-slow | lint | flops | bench | recipes | reports | study-<name> [SCALE=full] [JOBS=N] [BUDGET=MIN] [MAX_SEEDS=K]"
 
 # The stamp depends on pyproject so a changed dependency list reinstalls.
 $(VENV)/.stamp: pyproject.toml
@@ -51,6 +51,15 @@ bench: venv
 # The quick and full training recipes over 3 seeds (stored runs are kept) -> reports/recipes/
 recipes: venv
 	$(ARCHLAB) recipes --jobs $(JOBS)
+
+# Re-render every report from stored results (no training): each study with a journal, the
+# principles page, the recipes page, then reports/index.html + README.md and the claims scorecard.
+STUDIES := $(basename $(notdir $(wildcard studies/*.yaml)))
+reports: venv
+	for s in $(STUDIES); do if [ -e results/$$s/journal.log ]; then $(ARCHLAB) study report $$s || exit 1; fi; done
+	$(ARCHLAB) study report principles --scale $(SCALE)
+	$(ARCHLAB) recipes --report-only --quiet
+	$(ARCHLAB) report-index
 
 # Studies: `make study-factorization [SCALE=full] [JOBS=2] [BUDGET=20] [MAX_SEEDS=K]` runs
 # studies/factorization.yaml (resuming where it stopped) until its claims are decided: seeds are

@@ -105,6 +105,23 @@ def _cmd_report_flops(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_report_index(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report-index",
+        help="reports/index.html + README.md (every study) and claims.md/.csv (the scorecard)",
+    )
+    p.add_argument("--reports", default="reports", help="reports root")
+    p.set_defaults(func=_cmd_report_index)
+
+
+def _cmd_report_index(args: argparse.Namespace) -> int:
+    from archlab.report.index import write_index
+
+    for path in write_index(args.reports).values():
+        print(path)
+    return 0
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train one variant and print its final metrics")
     p.add_argument("--dataset", help="fashion-mnist | synthetic[:N] | idx:PATH | cifar10:PATH …")
@@ -365,6 +382,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_variants,
     _add_flops,
     _add_report_flops,
+    _add_report_index,
     _add_train,
     _add_study,
     _add_bench,

@@ -47,13 +47,14 @@ th{background:#f2f2f2} img{max-width:100%;border:1px solid #eee}
 figure{margin:1em 0} figcaption{font-size:.85em;color:#555}
 blockquote{border-left:4px solid #ccc;margin:1em 0;padding:.2em 1em;color:#444}
 .agrees,.better{color:#0a0} .disagrees,.worse{color:#b00} .inconclusive{color:#a60}
+.equivalent{color:#06c} .smaller{color:#c60}
 pre{background:#f7f7f7;padding:.5em;overflow-x:auto}
 """
 
-BLOCK_KINDS = ("h1", "h2", "h3", "p", "quote", "pre", "table", "kv", "img")
+BLOCK_KINDS = ("h1", "h2", "h3", "p", "quote", "pre", "table", "kv", "img", "links")
 
 #: Leading words of a table cell that colour it in HTML (the cell's CSS class).
-VERDICT_WORDS = ("agrees", "disagrees", "inconclusive", "better", "worse")
+VERDICT_WORDS = ("agrees", "disagrees", "inconclusive", "equivalent", "smaller", "better", "worse")
 
 
 # --- the document model --------------------------------------------------------------------------
@@ -64,7 +65,8 @@ class Doc:
     """The blocks of a report, rendered alike to Markdown and HTML.
 
     Blocks are ``(kind, *payload)``: ``("h1"|"h2"|"h3"|"p"|"quote"|"pre", text)``,
-    ``("table", DataFrame)``, ``("img", png path, alt text)``, ``("kv", [(key, value), ...])``.
+    ``("table", DataFrame)``, ``("img", png path, alt text)``, ``("kv", [(key, value), ...])``,
+    ``("links", [(text, markdown href, html href), ...])``.
     """
 
     blocks: list[tuple[Any, ...]] = field(default_factory=list)
@@ -160,6 +162,8 @@ def to_markdown(doc: Doc, out_dir: Path) -> str:
         elif kind == "img":
             rel = os.path.relpath(p[0], out_dir).replace(os.sep, "/")
             parts.append(f"![{md_text(p[1])}]({rel})")
+        elif kind == "links":
+            parts.append("\n".join(f"- [{md_text(text)}]({md})" for text, md, _ in p[0]))
     return "\n\n".join(parts) + "\n"
 
 
@@ -198,6 +202,12 @@ def _html_block(kind: str, p: Sequence[Any]) -> str:
             f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>" for k, v in p[0]
         )
         return f"<ul>{items}</ul>"
+    if kind == "links":
+        items = "".join(
+            f'<li><a href="{html.escape(href)}">{html.escape(str(text))}</a></li>'
+            for text, _, href in p[0]
+        )
+        return f"<ul>{items}</ul>"
     alt = html.escape(str(p[1]))  # "img", the last kind
     img = f'<img src="{_data_uri(p[0])}" alt="{alt}">'
     return f"<figure>{img}<figcaption>{alt}</figcaption></figure>"
@@ -213,10 +223,17 @@ def to_html(doc: Doc, title: str) -> str:
     )
 
 
-def write_doc(doc: Doc, title: str, out_dir: Path) -> dict[str, Path]:
+def write_doc(
+    doc: Doc,
+    title: str,
+    out_dir: Path,
+    *,
+    md_name: str = "report.md",
+    html_name: str = "report.html",
+) -> dict[str, Path]:
     """Write ``out_dir``/report.md then report.html, each atomically; returns both paths."""
     out_dir = Path(out_dir)
-    md = write_atomic(out_dir / "report.md", to_markdown(doc, out_dir))
+    md = write_atomic(out_dir / md_name, to_markdown(doc, out_dir))
     pause_for_tests("render")  # tests kill a study here: report.md new, report.html old
-    page = write_atomic(out_dir / "report.html", to_html(doc, title))
-    return {"report.md": md, "report.html": page}
+    page = write_atomic(out_dir / html_name, to_html(doc, title))
+    return {md_name: md, html_name: page}

@@ -1,0 +1,117 @@
+"""The front door: reports/index.html and README.md (every study, its answer, the other pages)
+and the paper's scorecard, reports/claims.md and .csv (every claim row of every study).
+
+Everything here is read from what the study reports wrote (each study's claims.csv and the
+first heading of its report.md), so ``archlab report-index`` never trains or re-analyses.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+from archlab.io import write_atomic
+from archlab.report.doc import Doc, fmt_date, to_markdown, write_doc
+
+VERDICT_ORDER = ("agrees", "disagrees", "equivalent", "smaller than claimed", "inconclusive")
+#: pages that are not studies, linked from the index when they exist
+OTHER_PAGES = (
+    ("flops", "exact MACs and params of every variant (1 MAC = 1 multiply-add)"),
+    ("bench", "training speed on this machine"),
+    ("recipes", "the training presets measured over seeds"),
+    ("principles", "the four design principles on one page"),
+)
+SCORECARD_COLUMNS = ["claim", "paper", "study", "comparison", "ours", "evidence"]
+
+
+def _title(report_md: Path) -> str:
+    for line in report_md.read_text(encoding="utf-8").splitlines():
+        if line.startswith("# "):
+            return line[2:].strip()
+    return report_md.parent.name
+
+
+def study_dirs(reports: Path) -> list[Path]:
+    """Study report folders: those with a claims.csv beside their report."""
+    return sorted(p.parent for p in Path(reports).glob("*/claims.csv") if p.parent.name)
+
+
+def _counts(claims: pd.DataFrame, kind: str) -> str:
+    rows = claims[claims["kind"] == kind]
+    if rows.empty:
+        return "none"
+    c = Counter(rows["evidence"].astype(str))
+    order = [v for v in VERDICT_ORDER if v in c] + sorted(set(c) - set(VERDICT_ORDER))
+    return ", ".join(f"{c[v]} {v}" for v in order)
+
+
+def study_table(reports: Path) -> pd.DataFrame:
+    """One row per study: title, accuracy and cost verdict counts."""
+    rows = []
+    for d in study_dirs(reports):
+        claims = pd.read_csv(d / "claims.csv")
+        rows.append(
+            {
+                "study": d.name,
+                "title": _title(d / "report.md") if (d / "report.md").exists() else d.name,
+                "accuracy claims": _counts(claims, "accuracy"),
+                "cost claims": _counts(claims, "cost"),
+            }
+        )
+    return pd.DataFrame(rows, columns=["study", "title", "accuracy claims", "cost claims"])
+
+
+def scorecard(reports: Path) -> pd.DataFrame:
+    """Every claim row of every study: the paper's claim, the pair compared, ours, the verdict."""
+    frames = []
+    for d in study_dirs(reports):
+        claims = pd.read_csv(d / "claims.csv")
+        claims.insert(0, "study", d.name)
+        frames.append(claims)
+    if not frames:
+        return pd.DataFrame(columns=SCORECARD_COLUMNS)
+    table = pd.concat(frames, ignore_index=True)
+    return table.sort_values(["claim", "study"], kind="stable")[SCORECARD_COLUMNS]
+
+
+def _links(reports: Path, names: list[str]) -> list[tuple[str, str, str]]:
+    return [(n, f"{n}/report.md", f"{n}/report.html") for n in names if (reports / n).is_dir()]
+
+
+def write_index(reports: Path | str = "reports") -> dict[str, Path]:
+    """Write reports/index.html, reports/README.md, reports/claims.md and reports/claims.csv."""
+    reports = Path(reports)
+    studies, card = study_table(reports), scorecard(reports)
+    files = {"claims.csv": write_atomic(reports / "claims.csv", card.to_csv(index=False))}
+    doc = Doc()
+    doc.add("h1", "archlab reports")
+    doc.add(
+        "p",
+        "Studies of the design choices of Inception-v3 (Szegedy et al., 2015) at small scale. "
+        "Every verdict weighs the effect: agrees / disagrees (the sign is decided), equivalent "
+        "(inside the claim's margin), smaller than claimed, or inconclusive (with the seeds it "
+        "would take). Costs count 1 MAC = 1 multiply-add.",
+    )
+    doc.add("h2", "Studies")
+    doc.add("table", studies)
+    doc.add("links", _links(reports, studies["study"].tolist()))
+    doc.add("h2", "Other pages")
+    others = [n for n, _ in OTHER_PAGES if (reports / n / "report.md").exists()]
+    what = dict(OTHER_PAGES)
+    doc.add("links", [(f"{n}: {what[n]}", f"{n}/report.md", f"{n}/report.html") for n in others])
+    doc.add("h2", "The paper's scorecard")
+    doc.add(
+        "p", f"Every claim row of every study ({len(card)} rows); also claims.md and claims.csv."
+    )
+    doc.add("table", card)
+    doc.add("p", f"Generated {fmt_date()} by `archlab report-index` from each study's claims.csv.")
+    files.update(
+        write_doc(doc, "archlab reports", reports, md_name="README.md", html_name="index.html")
+    )
+    scored = Doc()
+    scored.add("h1", "The paper's claims at this scale: our verdicts")
+    scored.add("table", card)
+    files["claims.md"] = write_atomic(reports / "claims.md", to_markdown(scored, reports))
+    return files

@@ -1,0 +1,60 @@
+"""The front door (reports/index.html, README.md) and the paper's scorecard (claims.md/.csv)."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from archlab.report.index import scorecard, study_table, write_index
+from tests.studykit import run_main
+
+
+def _study(root: Path, name: str, rows: list[tuple[str, str, str]]) -> None:
+    d = root / name
+    d.mkdir(parents=True)
+    (d / "report.md").write_text(f"# {name}: a title\n\nbody\n")
+    (d / "report.html").write_text("<html></html>")
+    claims = pd.DataFrame(
+        [
+            {"claim": c, "section": "3", "kind": k, "paper": f"paper says {c}",
+             "comparison": "a vs b", "ours": "+1.00 pt", "evidence": e}
+            for c, k, e in rows
+        ]
+    )  # fmt: skip
+    claims.to_csv(d / "claims.csv", index=False)
+
+
+def test_index_lists_every_study_with_its_verdict_counts_and_links(tmp_path: Path) -> None:
+    _study(tmp_path, "one", [("x_acc", "accuracy", "agrees"), ("x_cost", "cost", "agrees")])
+    _study(
+        tmp_path,
+        "two",
+        [("y_acc", "accuracy", "inconclusive"), ("x_acc", "accuracy", "equivalent")],
+    )
+    (tmp_path / "flops").mkdir()
+    (tmp_path / "flops" / "report.md").write_text("# flops\n")
+    table = study_table(tmp_path).set_index("study")
+    assert table.loc["one", "accuracy claims"] == "1 agrees"
+    assert table.loc["two", "accuracy claims"] == "1 equivalent, 1 inconclusive"
+    assert (
+        table.loc["one", "cost claims"] == "1 agrees" and table.loc["two", "cost claims"] == "none"
+    )
+    files = write_index(tmp_path)
+    readme = files["README.md"].read_text()
+    page = files["index.html"].read_text()
+    assert "[one](one/report.md)" in readme and "[flops: " in readme
+    assert '<a href="two/report.html">two</a>' in page and 'href="flops/report.html"' in page
+    card = pd.read_csv(files["claims.csv"])
+    assert len(card) == 4 and card["claim"].tolist() == sorted(card["claim"].tolist())
+    assert list(card.columns) == ["claim", "paper", "study", "comparison", "ours", "evidence"]
+    assert "| x_acc | paper says x_acc | two |" in files["claims.md"].read_text()
+
+
+def test_scorecard_of_an_empty_folder_is_empty(tmp_path: Path) -> None:
+    assert scorecard(tmp_path).empty and study_table(tmp_path).empty
+
+
+def test_cli_writes_the_index(tmp_path: Path, capsys) -> None:
+    _study(tmp_path, "one", [("x_acc", "accuracy", "agrees")])
+    rc, out, err = run_main(capsys, "report-index", "--reports", str(tmp_path))
+    assert rc == 0 and err == "" and (tmp_path / "index.html").exists()
+    assert str(tmp_path / "README.md") in out
