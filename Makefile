@@ -59,7 +59,7 @@ reports: venv
 	for s in $(STUDIES); do if [ -e results/$$s/journal.log ]; then $(ARCHLAB) study report $$s || exit 1; fi; done
 	$(ARCHLAB) study report principles --scale $(SCALE)
 	$(ARCHLAB) recipes --report-only --quiet
-	$(ARCHLAB) report-index
+	$(ARCHLAB) report-index --readme README.md
 
 # Studies: `make study-factorization [SCALE=full] [JOBS=2] [BUDGET=20] [MAX_SEEDS=K]` runs
 # studies/factorization.yaml (resuming where it stopped) until its claims are decided: seeds are

@@ -111,14 +111,20 @@ def _add_report_index(sub: argparse._SubParsersAction) -> None:
         help="reports/index.html + README.md (every study) and claims.md/.csv (the scorecard)",
     )
     p.add_argument("--reports", default="reports", help="reports root")
+    p.add_argument("--readme", metavar="FILE", help="also rewrite FILE's generated results block")
     p.set_defaults(func=_cmd_report_index)
 
 
 def _cmd_report_index(args: argparse.Namespace) -> int:
-    from archlab.report.index import write_index
+    from archlab.report.index import update_readme, write_index
 
     for path in write_index(args.reports).values():
         print(path)
+    if args.readme:
+        try:
+            print(update_readme(args.readme, args.reports))
+        except (OSError, ValueError) as e:
+            raise UsageError(f"--readme {args.readme}: {e}") from None
     return 0
 
 

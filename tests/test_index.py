@@ -3,8 +3,17 @@
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
-from archlab.report.index import scorecard, study_table, write_index
+from archlab.report.index import (
+    README_BEGIN,
+    README_END,
+    readme_block,
+    scorecard,
+    study_table,
+    update_readme,
+    write_index,
+)
 from tests.studykit import run_main
 
 
@@ -58,3 +67,23 @@ def test_cli_writes_the_index(tmp_path: Path, capsys) -> None:
     rc, out, err = run_main(capsys, "report-index", "--reports", str(tmp_path))
     assert rc == 0 and err == "" and (tmp_path / "index.html").exists()
     assert str(tmp_path / "README.md") in out
+
+
+def test_readme_results_block_matches_the_committed_reports() -> None:
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "README.md").read_text(encoding="utf-8")
+    start, end = text.index(README_BEGIN), text.index(README_END) + len(README_END)
+    assert text[start:end] == readme_block(root / "reports"), "run `make reports`"
+
+
+def test_update_readme_rewrites_only_the_block(tmp_path: Path) -> None:
+    _study(tmp_path, "one", [("x_acc", "accuracy", "agrees")])
+    readme = tmp_path / "R.md"
+    readme.write_text(f"intro\n{README_BEGIN}\nold\n{README_END}\noutro\n")
+    update_readme(readme, tmp_path)
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("\noutro\n") and "old" not in text
+    assert "| x_acc | one | a vs b | +1.00 pt | agrees |" in text
+    readme.write_text("no block")
+    with pytest.raises(ValueError):
+        update_readme(readme, tmp_path)
