@@ -6,6 +6,7 @@ import errno
 import os
 import random
 import shutil
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import pandas as pd
 import pytest
 from optuna.trial import FrozenTrial, TrialState
 
+import archlab.study.engine
 import archlab.study.progress
 import archlab.study.tables
 import archlab.study.trials
@@ -253,7 +255,10 @@ def test_results_dir_that_cannot_be_made_is_one_line_and_exit_2(
 
 
 def test_read_only_results_dir_is_one_line_and_exit_2(
-    finished: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    finished: dict[str, Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     results, args = _copy(finished, tmp_path)
     out = results / "fin"
@@ -264,9 +269,16 @@ def test_read_only_results_dir_is_one_line_and_exit_2(
             probe.write_text("")
         except PermissionError:
             pass
-        else:  # root ignores the mode bits; the case above covers root
-            probe.unlink()
-            pytest.skip("running as root: a read-only mode does not stop writes")
+        else:  # root ignores the mode bits (CI runs as root): the OS answers EACCES as it
+            probe.unlink()  # would for anyone else, at the engine's write probe
+            real = tempfile.mkstemp
+
+            def read_only(*a: Any, dir: str | Path | None = None, **kw: Any) -> tuple[int, str]:
+                if dir is not None and Path(dir) == out:
+                    raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(dir))
+                return real(*a, dir=dir, **kw)
+
+            monkeypatch.setattr(archlab.study.engine.tempfile, "mkstemp", read_only)
         before = tree(results)
         rc = main(args)
         line = _one_error_line(capsys.readouterr().err)
