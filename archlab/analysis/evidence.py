@@ -167,7 +167,7 @@ def _ours(v: Verdict, scale: str, paper: float | None) -> str:
     if v.look:
         text += f"; decided at look {v.look}"
     if v.seeds_needed:
-        text += f"; a fixed design needs ~{v.seeds_needed} seeds"
+        text += f"; ~{v.seeds_needed} seeds would decide it (fixed design at this SD)"
     return text
 
 

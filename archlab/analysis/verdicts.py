@@ -160,7 +160,9 @@ class Verdict:
     p_smaller: float
     paper_in_ci: bool | None
     look: int  # the look (1-based) at which the verdict was first reached; 0 = not decided
-    seeds_needed: int | None  # fixed design at the observed SD, power 0.8; None when decided
+    seeds_needed: (
+        int | None
+    )  # fixed design at the observed SD, power 0.8, alpha / rows; None if decided
 
 
 def _orient(expected: str) -> tuple[str, int]:
@@ -238,7 +240,7 @@ def decide(
     out = []
     for j, row in enumerate(oriented):
         p_dir, p_eq, p_small = (float(adj[i][j]) for i in range(3))
-        out.append(_verdict(row, per_look[j], (p_dir, p_eq, p_small), finals, j, alpha))
+        out.append(_verdict(row, per_look[j], (p_dir, p_eq, p_small), finals, j, alpha, len(rows)))
     return out
 
 
@@ -253,6 +255,7 @@ def _verdict(
     finals: list[tuple[float, float, float]],
     j: int,
     alpha: float,
+    n_rows: int = 1,
 ) -> Verdict:
     last = row.looks[-1] if row.looks else Look(0, math.nan, math.nan, 0, math.nan)
     p_dir, p_eq, p_small = adjusted
@@ -261,7 +264,8 @@ def _verdict(
     paper_in = None if row.paper is None or not math.isfinite(lo) else bool(lo <= row.paper <= hi)
     look = _first_decided_look(per_look, finals, j, alpha) if word in DECIDED else 0
     target = row.paper if row.paper and row.expected == "better" else row.margin
-    needed = None if word in DECIDED else seeds_needed(last.sd, target, alpha)
+    # what a fixed design would take at this SD, at the alpha Holm gives the first of the rows
+    needed = None if word in DECIDED else seeds_needed(last.sd, target, alpha / max(1, n_rows))
     return Verdict(
         word, last.mean, lo, hi, last.n, last.sd, p_dir, p_eq, p_small, paper_in, look, needed
     )

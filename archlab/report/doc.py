@@ -41,7 +41,8 @@ __all__ = [
 
 _CSS = """
 body{font-family:system-ui,sans-serif;max-width:70em;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:.9em;display:block;overflow-x:auto;max-width:100%}
+table{border-collapse:collapse;margin:1em 0;font-size:.9em;display:block;overflow-x:auto;
+max-width:100%}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
 th{background:#f2f2f2} img{max-width:100%;border:1px solid #eee}
 figure{margin:1em 0} figcaption{font-size:.85em;color:#555}
