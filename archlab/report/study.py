@@ -305,7 +305,11 @@ def _design_line(meta: Mapping[str, Any]) -> str:
     if not looks:
         return "Design: fixed (one look at all seeds)."
     rounds = record.get("rounds") or []
-    seen = ", ".join(f"{r['seeds']} ({len(r['open'])} open)" for r in rounds)
+    seen = ", ".join(
+        f"{r['seeds']} ({len(r['open'])} open, {fmt_num(r.get('elapsed_s', float('nan')) / 60, 1)}"
+        " min wall)"
+        for r in rounds
+    )
     text = (
         f"Design: sequential (--until-decided), planned looks at {looks[0]}..{looks[-1]} seeds; "
         f"looks taken: {seen or 'none yet'}"
