@@ -165,6 +165,16 @@ def test_numeric_axis_and_knob_differences():
     assert row["evidence"] == "agrees"
 
 
+def test_knob_change_without_matched_macs_is_confounded():
+    # principle 2's old mistake: plain at width 0.5 vs expanded at width 1.0 (4x the MACs)
+    # scored as an expanded-bank test; only an iso-MAC width change may come along
+    plain = {"coarse_module": "plain", "width_mult": 0.5}
+    runs = make_runs({"plain,w=0.5": (plain, -3.0, 250)})
+    assert claims_for(runs, ["expanded_bank"]).empty
+    iso = make_runs({"plain,w=1.1": ({"coarse_module": "plain", "width_mult": 1.1}, -0.5, 1050)})
+    assert len(claims_for(iso, ["expanded_bank"])) == 1
+
+
 def test_claim_found_from_labels_when_column_missing():
     runs = make_runs({"factor_act=linear": ({}, -1.0, 1000)}).drop(columns=["factor_act"])
     # The baseline's value is unknown from the label "baseline": the claim cannot be matched.

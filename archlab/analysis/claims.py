@@ -422,6 +422,25 @@ def _matches(pattern: str, value: str | None) -> bool:
     )
 
 
+#: Width/depth knobs may differ between a claim's two cells only when the study solved them to
+#: equal MACs: the cells' MAC ratio within this of 1 (iso-MAC tolerances are 2-15%).
+ISO_MACS_TOLERANCE = 0.15
+SIZE_KNOBS = ("width_mult", "depth_mult", "reduce_ratio", "bottleneck_ratio")
+
+
+def _knobs_differ(runs: pd.DataFrame, variant: str, base: str) -> bool:
+    return any(
+        spec_value(runs, variant, k) != spec_value(runs, base, k)
+        for k in SIZE_KNOBS
+        if k in runs.columns
+    )
+
+
+def _iso_macs(row: Mapping[str, object]) -> bool:
+    ratio = float(row.get("macs_ratio", math.nan))
+    return math.isfinite(ratio) and abs(ratio - 1.0) <= ISO_MACS_TOLERANCE
+
+
 def orientation(claim: Claim, row: Mapping[str, object], runs: pd.DataFrame) -> int:
     """+1 if the row is option-vs-reference, -1 if reversed, 0 if it does not test the claim."""
     variant, base = str(row["variant"]), str(row["baseline"])
@@ -437,6 +456,8 @@ def orientation(claim: Claim, row: Mapping[str, object], runs: pd.DataFrame) -> 
         spec_value(runs, x, "n") not in (None, str(claim.n)) for x in (variant, base)
     ):
         return 0  # a claim about one kernel size says nothing about another
+    if _knobs_differ(runs, variant, base) and not _iso_macs(row):
+        return 0  # a width/depth knob differs and the costs are not matched: confounded
     if _matches(claim.option, v) and _matches(claim.reference, b):
         return 1
     if _matches(claim.option, b) and _matches(claim.reference, v):
