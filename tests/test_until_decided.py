@@ -191,6 +191,8 @@ def test_rounds_stop_at_max_seeds_and_a_larger_k_extends_the_looks(
     attrs = stored(tmp_path).user_attrs
     assert attrs["looks"] == [2, 3, 4, 5]
     assert attrs["until_decided"]["extended"] == [{"from": 3, "to": 5}]
+    # each resume first looks again at the seeds it has: recorded once, not per invocation
+    assert [r["seeds"] for r in attrs["until_decided"]["rounds"]] == [2, 3, 4, 5]
 
 
 def test_rounds_stop_before_a_round_that_would_overrun_the_budget(

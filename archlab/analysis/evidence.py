@@ -26,7 +26,7 @@ from archlab.analysis.claims import (
     orientation,
     signed,
 )
-from archlab.analysis.stats import compare_to_baseline, prepare_runs
+from archlab.analysis.stats import compare_to_baseline, per_seed, prepare_runs
 from archlab.analysis.verdicts import RowEvidence, Verdict, decide, paired_look
 
 POOL_MIN_VARIANTS = 4
@@ -66,12 +66,6 @@ class _Pending:
     baseline: str
     label: str
     row: RowEvidence
-
-
-def per_seed(runs: pd.DataFrame, variant: str, metric: str = METRIC) -> pd.Series:
-    """One value per seed of a variant's complete runs (reruns of a cell averaged)."""
-    done = runs[(runs["variant"].astype(str) == variant) & (runs["status"] == "complete")]
-    return done.groupby("seed")[metric].mean().dropna().sort_index()
 
 
 def pooled_sd(runs: pd.DataFrame, n_seeds: int, metric: str = METRIC) -> tuple[float, float] | None:

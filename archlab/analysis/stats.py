@@ -312,10 +312,11 @@ COMPARISON_COLUMNS = [
 ]
 
 
-def _per_seed(df: pd.DataFrame, variant: str, metric: str) -> pd.Series:
-    done = df[(df["variant"] == variant) & (df["status"] == "complete")]
+def per_seed(df: pd.DataFrame, variant: str, metric: str) -> pd.Series:
+    """One value per seed of a variant's complete runs, by seed (reruns of a cell averaged)."""
+    done = df[(df["variant"].astype(str) == variant) & (df["status"] == "complete")]
     # Reruns of the same cell are averaged so each seed counts once in the pairing.
-    return done.groupby("seed")[metric].mean().dropna()
+    return done.groupby("seed")[metric].mean().dropna().sort_index()
 
 
 def compare_to_baseline(
@@ -339,7 +340,7 @@ def compare_to_baseline(
         base = _baseline_of_group(df, group, default)
         if variant == base:
             continue
-        a, b = _per_seed(df, variant, metric), _per_seed(df, base, metric)
+        a, b = per_seed(df, variant, metric), per_seed(df, base, metric)
         seeds = a.index.intersection(b.index)
         res = paired_diff(
             a[seeds].to_numpy(),

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
@@ -140,9 +140,6 @@ class RowEvidence:
     looks: list[Look]
     margin: float = DEFAULT_MARGIN
     paper: float | None = None  # the paper's effect in points, claim-oriented (e.g. +1.0)
-    p_direction: float = field(default=1.0, init=False)
-    p_equivalent: float = field(default=1.0, init=False)
-    p_smaller: float = field(default=1.0, init=False)
 
 
 @dataclass(frozen=True)

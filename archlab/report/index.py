@@ -47,22 +47,6 @@ def _counts(claims: pd.DataFrame, kind: str) -> str:
     return ", ".join(f"{c[v]} {v}" for v in order)
 
 
-def study_table(reports: Path) -> pd.DataFrame:
-    """One row per study: title, accuracy and cost verdict counts."""
-    rows = []
-    for d in study_dirs(reports):
-        claims = pd.read_csv(d / "claims.csv")
-        rows.append(
-            {
-                "study": d.name,
-                "title": _title(d / "report.md") if (d / "report.md").exists() else d.name,
-                "accuracy claims": _counts(claims, "accuracy"),
-                "cost claims": _counts(claims, "cost"),
-            }
-        )
-    return pd.DataFrame(rows, columns=["study", "title", "accuracy claims", "cost claims"])
-
-
 def all_claims(reports: Path) -> pd.DataFrame:
     """Every study's claims.csv in one frame, with a ``study`` column, sorted by claim."""
     frames = []
@@ -74,6 +58,23 @@ def all_claims(reports: Path) -> pd.DataFrame:
         return pd.DataFrame(columns=[*SCORECARD_COLUMNS, "kind"])
     table = pd.concat(frames, ignore_index=True)
     return table.sort_values(["claim", "study"], kind="stable")
+
+
+def study_table(reports: Path, claims: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per study: title, accuracy and cost verdict counts (``claims``: all_claims)."""
+    claims = all_claims(reports) if claims is None else claims
+    rows = []
+    for d in study_dirs(reports):
+        own = claims[claims["study"] == d.name]
+        rows.append(
+            {
+                "study": d.name,
+                "title": _title(d / "report.md") if (d / "report.md").exists() else d.name,
+                "accuracy claims": _counts(own, "accuracy"),
+                "cost claims": _counts(own, "cost"),
+            }
+        )
+    return pd.DataFrame(rows, columns=["study", "title", "accuracy claims", "cost claims"])
 
 
 def scorecard(reports: Path) -> pd.DataFrame:
@@ -88,7 +89,8 @@ def _links(reports: Path, names: list[str]) -> list[tuple[str, str, str]]:
 def write_index(reports: Path | str = "reports") -> dict[str, Path]:
     """Write reports/index.html, reports/README.md, reports/claims.md and reports/claims.csv."""
     reports = Path(reports)
-    studies, card = study_table(reports), scorecard(reports)
+    claims = all_claims(reports)  # each claims.csv read once
+    studies, card = study_table(reports, claims), claims[SCORECARD_COLUMNS]
     files = {"claims.csv": write_atomic(reports / "claims.csv", card.to_csv(index=False))}
     doc = Doc()
     doc.add("h1", "archlab reports")
@@ -129,7 +131,8 @@ README_END = "<!-- archlab:results:end -->"
 def readme_block(reports: Path | str = "reports") -> str:
     """The README's generated results: every study's verdict counts and every accuracy row."""
     reports = Path(reports)
-    studies, claims = study_table(reports), all_claims(reports)
+    claims = all_claims(reports)
+    studies = study_table(reports, claims)
     doc = Doc()
     doc.add("table", studies.drop(columns=["title"]))
     acc = claims[claims["kind"] == "accuracy"]

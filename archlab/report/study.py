@@ -304,8 +304,8 @@ def _design_line(meta: Mapping[str, Any]) -> str:
     looks, record = meta.get("looks"), meta.get("until_decided") or {}
     if not looks:
         return "Design: fixed (one look at all seeds)."
-    # a resumed run first looks again at the seeds it already has: show each look once; the
-    # wall clock restarts with each invocation
+    # studies resumed before the decide loop stopped re-recording a look at the same seeds
+    # hold it twice: show each look once; the wall clock restarts with each invocation
     rounds = list({r["seeds"]: r for r in reversed(record.get("rounds") or [])}.values())[::-1]
     seen = ", ".join(
         f"{r['seeds']} ({len(r['open'])} open, {fmt_num(r.get('elapsed_s', float('nan')) / 60, 1)}"

@@ -208,8 +208,12 @@ class _Loop:
             "open": [list(p) for p in sorted(open_pairs)],
             "elapsed_s": round(self.elapsed(), 1),
         }
-        rounds.append(entry)
-        self.study.set_user_attr("until_decided", self.record)
+        # a resumed run first looks again at the seeds the last recorded round had: one look
+        if rounds and rounds[-1]["seeds"] == entry["seeds"]:
+            entry = rounds[-1]
+        else:
+            rounds.append(entry)
+            self.study.set_user_attr("until_decided", self.record)
         print(
             f"{self.desc}: round {entry['round']}: {_n(entry['seeds'], 'seed')}, "
             f"{_n(len(open_pairs), 'open comparison')}, "

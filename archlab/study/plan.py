@@ -35,7 +35,6 @@ from archlab.train.config import (
 )
 
 __all__ = [
-    "KEY_STABLE_DEFAULTS",
     "Cell",
     "Outline",
     "check_study",
@@ -49,16 +48,13 @@ __all__ = [
     "variant_label",
 ]
 
-#: recipe fields newer than the first stored results, with the value that leaves them out of keys
-KEY_STABLE_DEFAULTS: dict[str, Any] = ADDED_FIELDS
-
 
 def run_key(model: str, spec: ArchSpec, config: TrainConfig, scale: str) -> str:
     """sha256 of the canonical JSON of a run's resolved configuration: its identity."""
     recipe = config.to_dict()
     # fields added after results were stored leave the key out while at their default, so the
     # runs stored before them keep their identity
-    for name, default in KEY_STABLE_DEFAULTS.items():
+    for name, default in ADDED_FIELDS.items():
         if recipe.get(name) == default:
             del recipe[name]
     doc = {"model": model, "spec": spec.to_dict(), "recipe": recipe, "scale": scale}
