@@ -20,6 +20,7 @@ from archlab.arch.spec import (
     AXES,
     COARSE_MODULE,
     CONV5X5,
+    FACTOR_ACT,
     GRID_REDUCTION,
     STEM,
     ArchSpec,
@@ -62,7 +63,7 @@ def test_factorization_keeps_shape_and_passes_gradients(
 ) -> None:
     torch.manual_seed(0)
     f = AXES[axis].get(option)
-    block = _chain(f.layers(4, 6, 5, n, act=nn.ReLU(), transpose=transpose)).train()
+    block = _chain(f.layers(4, 6, 5, n, transpose=transpose)).train()
     x = torch.randn(2, 4, 9, 11, requires_grad=True)  # not square: catches swapped h and w
     y = block(x)
     assert y.shape == (2, 5, 9, 11)
@@ -78,7 +79,7 @@ def test_factorization_macs_and_params_formulas_match_counters(
 ) -> None:
     f = AXES[axis].get(option)
     cin, mid, cout, h, w = 4, 6, 5, 9, 11
-    block = _chain(f.layers(cin, mid, cout, n, act=nn.ReLU())).eval()
+    block = _chain(f.layers(cin, mid, cout, n)).eval()
     x = torch.zeros(1, cin, h, w)
     analytic = f.macs(cin, mid, cout, n, h, w)
     assert _fvcore_ops(block, x)["conv"] == analytic
@@ -90,7 +91,7 @@ def test_factorization_macs_and_params_formulas_match_counters(
 def _factor_macs(axis: str, option: str, n: int, c: int, d: int) -> tuple[int, int]:
     """(analytic, fvcore) MACs of a factorization with c channels everywhere on a d x d grid."""
     f = AXES[axis].get(option)
-    counted = _fvcore_ops(_chain(f.layers(c, c, c, n, act=nn.ReLU())), torch.zeros(1, c, d, d))
+    counted = _fvcore_ops(_chain(f.layers(c, c, c, n)), torch.zeros(1, c, d, d))
     return f.macs(c, c, c, n, d, d), counted["conv"]
 
 
@@ -121,9 +122,7 @@ def test_paper_cost_ratio_is_exact(
 def test_two_3x3_saves_weights_in_the_same_ratio() -> None:
     c = 8
     weights = {
-        option: sum(
-            m.conv.weight.numel() for m in CONV5X5.get(option).layers(c, c, c, 5, act=nn.ReLU())
-        )
+        option: sum(m.conv.weight.numel() for m in CONV5X5.get(option).layers(c, c, c, 5))
         for option in ("3x3x2", "5x5")
     }
     assert Fraction(weights["3x3x2"], weights["5x5"]) == Fraction(18, 25)
@@ -262,6 +261,10 @@ def test_conv_helpers() -> None:
     assert _params(ConvBN(3, 5, (1, 3), padding=(0, 1))) == conv_params(3, 5, 1, 3)
 
 
+#: aux option -> (the 768-wide "fully connected" conv has BN, BatchNorm1d before the logits)
+AUX_LAYERS = {"aux": (True, False), "aux_nobn": (False, False), "aux_bn": (True, True)}
+
+
 @pytest.mark.parametrize("option", AUX_HEAD.names())
 def test_aux_heads(option: str) -> None:
     head = AUX_HEAD.get(option)(16, 10, mid=8, hidden=12, grid=4)
@@ -269,8 +272,79 @@ def test_aux_heads(option: str) -> None:
         assert head is None
         return
     assert isinstance(head, AuxHead)
-    assert (head.fc_bn is not None) == (option == "aux_bn")  # "BN-auxiliary", Table 3
+    bn_hidden, bn_fc = AUX_LAYERS[option]
+    # "BN-auxiliary" (Table 3) batch-normalizes the head's fully connected layer: the conv over
+    # the pooled grid; the paper's plain head has a bias there instead
+    assert isinstance(head.conv1.bn, nn.BatchNorm2d) == bn_hidden
+    assert (head.conv1.conv.bias is not None) == (not bn_hidden)
+    assert (head.fc_bn is not None) == bn_fc
     assert head.train()(torch.randn(2, 16, 14, 14)).shape == (2, 10)  # 14 -> pool 4 -> conv 1
+
+
+def test_default_aux_head_is_the_papers_bn_auxiliary() -> None:
+    assert ArchSpec().aux_head == AUX_HEAD.default == "aux"
+
+
+# The first conv of every factorized pair in the mini net with each layout option: the three-3x3
+# stem (a factorized 7x7), module A's 5x5 branch and double-3x3 branch, the first reduction's
+# double 3x3, module B's 1x7+7x1 pairs, the second reduction's 1x7+7x1, module C's 3x3 before
+# its split (expanded) or its 1x3+3x1 pairs (plain).
+FIRST_FACTORS = {
+    "expanded": r"Conv2d_1a_3x3|Conv2d_2a_3x3|Mixed_5.\.branch5x5_2|Mixed_5.\.branch3x3dbl_2"
+    r"|Mixed_6a\.branch3x3dbl_2|Mixed_6[b-z]\.branch7x7_2|Mixed_6[b-z]\.branch7x7dbl_[24]"
+    r"|Mixed_7a\.branch7x7x3_2|Mixed_7[b-z]\.branch3x3dbl_2",
+}
+FIRST_FACTORS["plain"] = (
+    FIRST_FACTORS["expanded"] + r"|Mixed_7[b-z]\.branch3x3_2|Mixed_7[b-z]\.branch3x3dbl_3"
+)
+
+
+@pytest.mark.parametrize("coarse", COARSE_MODULE.names())
+@pytest.mark.parametrize("option", FACTOR_ACT.names())
+def test_factor_act_reaches_every_factorized_pair_and_nothing_else(
+    option: str, coarse: str
+) -> None:
+    import re
+
+    from archlab.arch.models import build_model
+
+    join = FACTOR_ACT.get(option)
+    model = build_model("inception_mini", ArchSpec(factor_act=option, coarse_module=coarse))
+    convs = {n: m for n, m in model.named_modules() if isinstance(m, ConvBN) and "Aux" not in n}
+    first = {n for n in convs if re.fullmatch(rf".*({FIRST_FACTORS[coarse]})", n)}
+    # the pattern names real layers: 2 stem + 2 per module A + 1 + 3 per module B + 1 + 1 or 3
+    assert len(first) >= 10
+    for name, conv in convs.items():
+        want_act, want_bn = (type(join.act()), join.bn) if name in first else (nn.ReLU, True)
+        assert type(conv.act) is want_act, name
+        assert isinstance(conv.bn, nn.BatchNorm2d) == want_bn, name
+
+
+def test_linear_nobn_removes_the_bn_and_the_relu_between_factors() -> None:
+    relu, linear, nobn = (FACTOR_ACT.get(o) for o in ("relu", "linear", "linear_nobn"))
+    assert type(relu.act()) is nn.ReLU and relu.bn
+    assert type(linear.act()) is nn.Identity and linear.bn
+    assert type(nobn.act()) is nn.Identity and not nobn.bn
+    first = nobn.first(4, 6, 3, padding=1)
+    x = torch.randn(2, 4, 5, 5)
+    # with nothing between them the pair's first conv is affine in its input
+    assert torch.allclose(first(x) + first(-x), 2 * first(torch.zeros_like(x)), atol=1e-5)
+
+
+def test_module_a_sqrt_alpha_middle_width_and_cost() -> None:
+    # torchvision's 5x5 branch: 48 -> 64 (alpha = 4/3): the paper grows by sqrt(alpha) per 3x3
+    w = TORCHVISION.a[0]
+    cin, cout = w["b5_red"], w["b5"]
+    mids = {}
+    for option in ("3x3x2", "3x3x2_sqrt"):
+        block = module_a(192, w, Ctx.from_spec(ArchSpec(conv5x5=option)))
+        mids[option] = block.branch5x5_2.conv.out_channels
+    assert mids == {"3x3x2": cout, "3x3x2_sqrt": round((cin * cout) ** 0.5)}
+    five = CONV5X5.get("5x5").macs(cin, cout, cout, 5, 35, 35)
+    sqrt = CONV5X5.get("3x3x2_sqrt").macs(cin, cout, cout, 5, 35, 35)
+    wide = CONV5X5.get("3x3x2").macs(cin, cout, cout, 5, 35, 35)
+    assert abs(sqrt / five - 18 / 25) < 0.005  # the paper's 28% saving at any alpha
+    assert wide / five > 0.8  # the first 3x3 already at the output width: only 16% saved
 
 
 def _ctxs(axis: str) -> list[tuple[str, Ctx]]:

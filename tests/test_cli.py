@@ -77,7 +77,7 @@ def test_flops_text_with_overrides(capsys: pytest.CaptureFixture[str]) -> None:
     ("argv", "fragments"),
     [
         (["--set", "colour=red"], ["unknown spec key 'colour'", "conv5x5", "width_mult"]),
-        (["--set", "conv5x5=7x7"], ["conv5x5='7x7'", "valid: 3x3x2, 5x5"]),
+        (["--set", "conv5x5=7x7"], ["conv5x5='7x7'", "valid: 3x3x2, 3x3x2_sqrt, 5x5"]),
         (["--set", "n=4"], ["n=4", "odd integer >= 3"]),
         (["--set", "n=seven"], ["n='seven'", "odd integer >= 3"]),
         (["--set", "conv_nxn=2x2x2"], ["conv_nxn='2x2x2'", "n in [3]", "n=7"]),
@@ -116,7 +116,7 @@ def test_console_script_exit_code() -> None:
     )
     assert proc.returncode == 2
     assert proc.stdout == ""
-    assert proc.stderr == "archlab: error: conv5x5='7x7' is not an option; valid: 3x3x2, 5x5\n"
+    assert proc.stderr == "archlab: error: conv5x5='7x7' is not an option; valid: 3x3x2, 3x3x2_sqrt, 5x5\n"
 
 
 def _fake_reference() -> dict:
@@ -163,7 +163,7 @@ def _check_report(out_dir: Path, models: list[str]) -> list[dict[str, str]]:
     assert "1 MAC = 1 multiply-add; fvcore calls MACs flops" in md
     for number in ("23,834,568", "27,161,264", "5,713,216,096", "5,731,282,144", "18,066,048"):
         assert number in md
-    assert "| conv5x5_cost | 3x3x2 / 5x5 (n=5) |" in md and "18/25 = 0.7200" in md
+    assert "| conv5x5_cost | 3x3x2_sqrt / 5x5 (n=5) |" in md and "18/25 = 0.720" in md
     assert "![MACs per variant](flops_macs.png)" in md
     return rows
 

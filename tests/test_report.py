@@ -16,12 +16,12 @@ from archlab.report.study import pool_bins, render_report
 SEEDS = (0, 1, 2)
 EVIL = "<script>alert(1)</script>"
 SPEC = {
-    "conv5x5": "3x3x2",
+    "conv5x5": "3x3x2_sqrt",
     "conv_nxn": "1xn_nx1",
     "factor_act": "relu",
     "stem": "3x3x3",
     "grid_reduction": "parallel",
-    "aux_head": "aux_bn",
+    "aux_head": "aux",
     "coarse_module": "expanded",
     "n": 7,
     "width_mult": 1.0,

@@ -43,7 +43,7 @@ BAD = {
     ),
     "unknown option lists valid ones": (
         "name: s\nvariants:\n  one_factor:\n    - {conv5x5: 4x4}\n",
-        "variants.one_factor[0].conv5x5: '4x4' is not a conv5x5 option; valid: 3x3x2, 5x5",
+        "variants.one_factor[0].conv5x5: '4x4' is not a conv5x5 option; valid: 3x3x2, 3x3x2_sqrt, 5x5",
     ),
     "bad knob type": (
         "name: s\nvariants:\n  one_factor:\n    - {n: three}\n",
@@ -303,3 +303,71 @@ def test_integer_and_float_spellings_give_one_key(tmp_path: Path) -> None:
         load_study(write(tmp_path / "b", MINIMAL.replace("epochs: 2", "epochs: 2.0"))), "quick"
     )
     assert [c.key for c in a] == [c.key for c in b]
+
+
+def _key_without_revisions(spec: ArchSpec, config: TrainConfig) -> str:
+    import hashlib
+
+    recipe = {k: v for k, v in config.to_dict().items() if k != "precise_bn" or v}
+    doc = {"model": "inception_mini", "spec": spec.to_dict(), "recipe": recipe, "scale": "quick"}
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_a_rebuilt_option_gets_new_keys_and_the_others_keep_theirs() -> None:
+    # factor_act=linear was rebuilt to reach every factorized pair (revision 1): the runs stored
+    # under its old build must not be taken for the new one; untouched options keep their keys
+    config = TrainConfig()
+    for spec, rebuilt in ((ArchSpec(), False), (ArchSpec(factor_act="linear"), True)):
+        same = run_key("inception_mini", spec, config, "quick") == _key_without_revisions(
+            spec, config
+        )
+        assert same != rebuilt
+
+
+CHAIN = """
+name: s
+variants:
+  one_factor:
+    - {conv5x5: 5x5}
+    - {conv5x5: 3x3x2_sqrt, vs: conv5x5=5x5}
+scales:
+  quick: {epochs: 2, seeds: 2}
+"""
+
+
+def test_vs_compares_a_variant_with_another_variant(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from archlab.analysis.stats import compare_to_baseline
+
+    cells = plan_cells(load_study(write(tmp_path, CHAIN)), "quick")
+    vs = {c.variant: c.vs for c in cells}
+    assert vs == {"baseline": "", "conv5x5=5x5": "", "conv5x5=3x3x2_sqrt": "conv5x5=5x5"}
+    shift = {"baseline": 0.0, "conv5x5=5x5": -1.0, "conv5x5=3x3x2_sqrt": 0.5}
+    runs = pd.DataFrame(
+        {
+            "variant": c.variant,
+            "group": c.group,
+            "vs": c.vs,
+            "is_baseline": c.is_baseline,
+            "seed": c.seed,
+            "status": "complete",
+            "test_top1": 90 + shift[c.variant] + 0.1 * c.seed * (1 + (c.variant == "baseline")),
+        }
+        for c in cells
+    )
+    comps = compare_to_baseline(runs, n_boot=100).set_index("variant")
+    assert comps.loc["conv5x5=3x3x2_sqrt", "baseline"] == "conv5x5=5x5"
+    assert comps.loc["conv5x5=3x3x2_sqrt", "mean_diff"] == pytest.approx(1.5)
+    assert comps.loc["conv5x5=5x5", "baseline"] == "baseline"
+
+
+@pytest.mark.parametrize("vs", ["conv5x5=7x7", "conv5x5=3x3x2_sqrt"])
+def test_vs_must_name_another_variant(tmp_path: Path, vs: str) -> None:
+    with pytest.raises(StudyFileError) as info:
+        load_and_plan = load_study(write(tmp_path, CHAIN.replace("vs: conv5x5=5x5", f"vs: {vs}")))
+        plan_cells(load_and_plan, "quick")
+    assert f"variants.one_factor[1].vs: {vs!r} is not another variant of the study" in str(
+        info.value
+    )

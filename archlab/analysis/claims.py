@@ -5,7 +5,9 @@ A claim names a design ``axis`` (a column of the runs table, e.g. ``conv5x5`` or
 (fnmatch patterns, ``|`` separates alternatives, ``*`` matches any value). A comparison row
 (a variant against its baseline) tests the claim when the two differ on ``axis`` with those
 values — in either orientation; a reversed row has its difference negated — and agree on every
-other design axis in ``DESIGN_AXES`` (width/depth knobs may differ: iso-MAC matched variants).
+other design axis in ``DESIGN_AXES`` and every recipe field, except the fields the claim names
+as going ``along`` with its axis (RMSProp's learning rate) and width/depth knobs the study solved
+to equal MACs. A pair that differs in more is *confounded*: listed, never given a verdict.
 
 Cost claims carry an exact ``Fraction`` checked against a measured ratio (``check_cost``).
 Accuracy claims carry an expectation (``better``, ``worse``, ``no_worse``, ``not_better``,
@@ -29,6 +31,7 @@ import pandas as pd
 
 from archlab.analysis.verdicts import DEFAULT_MARGIN
 from archlab.arch.blocks.conv import conv_macs
+from archlab.train.config import TrainConfig
 
 #: Columns on which a claim's variant and baseline must agree, besides the claim's own axis.
 DESIGN_AXES = (
@@ -40,9 +43,11 @@ DESIGN_AXES = (
     "aux_head",
     "coarse_module",
     "n",
-    "label_smoothing",
-    "resize",
+    "dropout",
+    "aux_weight",
 )
+#: Recipe fields a claim's two cells must share too (the seed pairs them; it is not a design).
+RECIPE_AXES = tuple(f for f in TrainConfig().to_dict() if f != "seed")
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,7 @@ class Claim:
     early: float | None = None  # judge the curves at this fraction of training instead
     final_expected: str = ""  # with ``early``: expectation for the final difference too
     n: int | None = None  # the kernel size n the claim is about (conv_nxn); None = any
+    along: tuple[str, ...] = ()  # fields that change with the axis as the paper changed them
 
     @property
     def paper(self) -> str:
@@ -100,18 +106,18 @@ CLAIMS: dict[str, Claim] = {
             paper_number="0.72: 28% saved, params too",
             kind="cost",
             axis="conv5x5",
-            option="3x3x2",
+            option="3x3x2_sqrt",
             reference="5x5",
             expected=Fraction(18, 25),
         ),
         Claim(
             id="conv5x5_acc",
             section="3.1",
-            text="replacing 5x5 by two 3x3 loses no expressiveness",
+            text="5x5 -> two 3x3 (each growing the width by sqrt(alpha)) loses no expressiveness",
             paper_number="no number; used in Inception-v3",
             kind="accuracy",
             axis="conv5x5",
-            option="3x3x2",
+            option="3x3x2_sqrt",
             reference="5x5",
             expected="no_worse",
             margin=0.5,
@@ -153,6 +159,18 @@ CLAIMS: dict[str, Claim] = {
             n=3,
         ),
         Claim(
+            id="asym_vs_2x2",
+            section="3.2",
+            text="1x3 then 3x1 beats two 2x2 in place of a 3x3",
+            paper_number="no number ('even better' than 2x2, at 6/9 vs 8/9 of the cost)",
+            kind="accuracy",
+            axis="conv_nxn",
+            option="1xn_nx1",
+            reference="2x2x2",
+            expected="better",
+            n=3,
+        ),
+        Claim(
             id="nxn_acc",
             section="3.2",
             text="1 x n + n x 1 works well on medium grids (12..20)",
@@ -189,14 +207,14 @@ CLAIMS: dict[str, Claim] = {
             paper_effect=1.2,
         ),
         Claim(
-            id="aux_bn",
+            id="bn_auxiliary",
             section="4 / Table 3",
-            text="batch-normalized auxiliary head beats a plain one",
+            text="BN-auxiliary (the head's fully connected layer with BN) beats the plain head",
             paper_number="top-1 error 21.6% -> 21.2%: +0.4 pt",
             kind="accuracy",
             axis="aux_head",
-            option="aux_bn",
-            reference="aux",
+            option="aux",
+            reference="aux_nobn",
             expected="better",
             paper_effect=0.4,
         ),
@@ -261,6 +279,19 @@ CLAIMS: dict[str, Claim] = {
             option="expanded",
             reference="plain",
             expected="better",
+        ),
+        Claim(
+            id="rmsprop",
+            section="8 / Table 3",
+            text="RMSProp (decay 0.9, eps 1.0, lr 0.045) beats the v2 baseline's SGD",
+            paper_number="top-1 error 23.4% -> 23.1%: +0.3 pt",
+            kind="accuracy",
+            axis="optimizer",
+            option="rmsprop",
+            reference="sgd",
+            expected="better",
+            paper_effect=0.3,
+            along=("lr", "rmsprop_decay", "rmsprop_eps", "grad_clip", "schedule", "exp_gamma"),
         ),
         Claim(
             id="label_smoothing",
@@ -441,28 +472,50 @@ def _iso_macs(row: Mapping[str, object]) -> bool:
     return math.isfinite(ratio) and abs(ratio - 1.0) <= ISO_MACS_TOLERANCE
 
 
-def orientation(claim: Claim, row: Mapping[str, object], runs: pd.DataFrame) -> int:
-    """+1 if the row is option-vs-reference, -1 if reversed, 0 if it does not test the claim."""
+def _column(runs: pd.DataFrame, field: str) -> str:
+    """The runs-table column of a spec or recipe field (recipe_X where a name collides)."""
+    return f"recipe_{field}" if field in DESIGN_AXES and f"recipe_{field}" in runs else field
+
+
+def confounds(claim: Claim, row: Mapping[str, object], runs: pd.DataFrame) -> list[str]:
+    """The fields besides the claim's axis (and its ``along``) in which the row's cells differ."""
+    variant, base = str(row["variant"]), str(row["baseline"])
+    out = []
+    for other in (*DESIGN_AXES, *RECIPE_AXES):
+        col = _column(runs, other) if other in RECIPE_AXES else other
+        if other == claim.axis or other in claim.along or col not in runs.columns:
+            continue
+        if spec_value(runs, variant, col) != spec_value(runs, base, col):
+            out.append(other)
+    if _knobs_differ(runs, variant, base) and not _iso_macs(row):
+        # a width/depth knob may differ only when the study solved the cells to equal MACs
+        out += [k for k in SIZE_KNOBS if spec_value(runs, variant, k) != spec_value(runs, base, k)]
+    return list(dict.fromkeys(out))
+
+
+def match(claim: Claim, row: Mapping[str, object], runs: pd.DataFrame) -> tuple[int, list[str]]:
+    """(+1 option-vs-reference / -1 reversed / 0 no test, the confounding fields if any)."""
     variant, base = str(row["variant"]), str(row["baseline"])
     v, b = spec_value(runs, variant, claim.axis), spec_value(runs, base, claim.axis)
     if v is None or b is None or v == b:
-        return 0
-    for other in DESIGN_AXES:
-        if other != claim.axis and spec_value(runs, variant, other) != spec_value(
-            runs, base, other
-        ):
-            return 0  # confounded: a second design choice differs too
+        return 0, []
     if claim.n is not None and any(
         spec_value(runs, x, "n") not in (None, str(claim.n)) for x in (variant, base)
     ):
-        return 0  # a claim about one kernel size says nothing about another
-    if _knobs_differ(runs, variant, base) and not _iso_macs(row):
-        return 0  # a width/depth knob differs and the costs are not matched: confounded
+        return 0, []  # a claim about one kernel size says nothing about another
     if _matches(claim.option, v) and _matches(claim.reference, b):
-        return 1
-    if _matches(claim.option, b) and _matches(claim.reference, v):
-        return -1
-    return 0
+        sign = 1
+    elif _matches(claim.option, b) and _matches(claim.reference, v):
+        sign = -1
+    else:
+        return 0, []
+    return sign, confounds(claim, row, runs)
+
+
+def orientation(claim: Claim, row: Mapping[str, object], runs: pd.DataFrame) -> int:
+    """+1 if the row is option-vs-reference, -1 if reversed, 0 if it does not test the claim."""
+    sign, confounded = match(claim, row, runs)
+    return 0 if confounded else sign
 
 
 # --- rendering numbers -------------------------------------------------------------------------

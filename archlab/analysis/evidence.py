@@ -23,16 +23,20 @@ from archlab.analysis.claims import (
     analytic_ratio,
     check_cost,
     get_claim,
-    orientation,
+    match,
     signed,
 )
 from archlab.analysis.stats import compare_to_baseline, per_seed, prepare_runs
 from archlab.analysis.verdicts import RowEvidence, Verdict, decide, paired_look
+from archlab.numbers import fmt
 
 POOL_MIN_VARIANTS = 4
 METRIC = "test_top1"
 
 #: Columns of ``evaluate_claims``' table (the first seven are the report's text columns).
+#: the evidence of a pair that differs in more than the claim's axis (never a verdict)
+CONFOUNDED = "confounded"
+
 CLAIM_COLUMNS = [
     "claim",
     "section",
@@ -155,7 +159,7 @@ def _ours(v: Verdict, scale: str, paper: float | None) -> str:
     text = (
         f"{signed(v.mean)} pt [{signed(v.ci_lo)}, {signed(v.ci_hi)}], n={v.n} seeds, {scale} scale"
     )
-    text += f", SD of the differences {v.sd:.2f}" if math.isfinite(v.sd) else ""
+    text += f", SD of the differences {fmt('accuracy', v.sd)}" if math.isfinite(v.sd) else ""
     if paper is not None and v.paper_in_ci is not None:
         text += f"; paper's {signed(paper, 1)} {'inside' if v.paper_in_ci else 'outside'}"
     if v.look:
@@ -214,14 +218,20 @@ def _cost_row(
 ) -> dict[str, object]:
     expected = claim.expected
     if measured is not None:
-        ours = f"measured block ratio {measured:.6g} (expected {expected} = {float(expected):.6g})"
+        ours = (
+            f"measured block ratio {fmt('ratio', measured)} "
+            f"(expected {expected} = {fmt('ratio', float(expected))})"
+        )
         evidence = check_cost(claim, measured)
     else:
         analytic = analytic_ratio(claim.id)
-        ours = f"conv formula gives {analytic} = {float(analytic):.6g} (no measured block ratio)"
+        ours = (
+            f"conv formula gives {analytic} = {fmt('ratio', float(analytic))} "
+            "(no measured block ratio)"
+        )
         evidence = check_cost(claim, float(analytic))
     if comp is not None and math.isfinite(float(comp["macs_ratio"])):
-        ours += f"; whole-net MACs ratio {float(comp['macs_ratio']) ** sign:.3f}"
+        ours += f"; whole-net MACs ratio {fmt('ratio', float(comp['macs_ratio']) ** sign)}"
     row = _text_row(claim, label, ours, evidence)
     if comp is not None:
         row.update(variant=str(comp["variant"]), baseline=str(comp["baseline"]))
@@ -260,8 +270,16 @@ def evaluate_claims(
             continue
         rows_before = len(rows)
         for _, comp in comparisons.iterrows():
-            sign = orientation(claim, comp, runs) if claim.option else 0
+            sign, confounded = match(claim, comp, runs) if claim.option else (0, [])
             if sign == 0:
+                continue
+            if confounded:
+                # the pair differs in more than the claim's axis: shown, never given a verdict
+                label = f"{comp['variant']} vs {comp['baseline']}"
+                ours = f"also differs in {', '.join(confounded)}"
+                row = _text_row(claim, label, ours, CONFOUNDED)
+                row.update(variant=str(comp["variant"]), baseline=str(comp["baseline"]))
+                rows.append(row)
                 continue
             if claim.kind == "cost":
                 label = f"{comp['variant']} vs {comp['baseline']}"

@@ -336,8 +336,10 @@ def compare_to_baseline(
     default = global_baseline(df, baseline)
     macs = df.groupby("variant")["macs"].first() if "macs" in df.columns else None
     rows = []
-    for (group, variant), _ in df.groupby(["group", "variant"], sort=False):
-        base = _baseline_of_group(df, group, default)
+    for (group, variant), rows_ in df.groupby(["group", "variant"], sort=False):
+        # a variant naming what it is compared with (a chain of steps) overrides its group's
+        vs = str(rows_["vs"].iloc[0]) if "vs" in rows_.columns else ""
+        base = vs if vs and vs != "nan" else _baseline_of_group(df, group, default)
         if variant == base:
             continue
         a, b = per_seed(df, variant, metric), per_seed(df, base, metric)

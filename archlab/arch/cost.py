@@ -325,10 +325,9 @@ def measured_block_ratios(channels: int = 16, grid: int = 14) -> dict[str, float
 
     c = channels
     x = torch.zeros(1, c, grid, grid)
-    relu = nn.ReLU
 
     def block(option: Any, n: int) -> int:
-        return fvcore_conv_macs(nn.Sequential(*option.layers(c, c, c, n, act=relu())), x)
+        return fvcore_conv_macs(nn.Sequential(*option.layers(c, c, c, n)), x)
 
     ctx = Ctx.from_spec(ArchSpec())
     plan = ReductionPlan("B", {"b3": c, "dbl_red": c, "dbl": c}, 1.0, valid=False)
@@ -337,7 +336,7 @@ def measured_block_ratios(channels: int = 16, grid: int = 14) -> dict[str, float
     }
     single = CONV_NXN.get("nxn")
     return {
-        "conv5x5_cost": block(CONV5X5.get("3x3x2"), 5) / block(CONV5X5.get("5x5"), 5),
+        "conv5x5_cost": block(CONV5X5.get("3x3x2_sqrt"), 5) / block(CONV5X5.get("5x5"), 5),
         "nxn_cost": block(CONV_NXN.get("1xn_nx1"), 3) / block(single, 3),
         "nxn7_cost": block(CONV_NXN.get("1xn_nx1"), 7) / block(single, 7),
         "2x2_cost": block(CONV_NXN.get("2x2x2"), 3) / block(single, 3),

@@ -27,6 +27,8 @@ class Entry(Generic[T]):
     obj: T
     description: str
     paper: str
+    #: bumped when what the option builds changes, so stored runs of the old build get new keys
+    revision: int = 0
 
 
 class Registry(Generic[T]):
@@ -37,20 +39,24 @@ class Registry(Generic[T]):
         self.description = description
         self._entries: dict[str, Entry[T]] = {}
 
-    def register(self, name: str, *, description: str, paper: str = "") -> Callable[[T], T]:
+    def register(
+        self, name: str, *, description: str, paper: str = "", revision: int = 0
+    ) -> Callable[[T], T]:
         """Decorator registering ``obj`` under ``name``."""
 
         def deco(obj: T) -> T:
             if name in self._entries:
                 raise ValueError(f"{self.kind}: {name!r} is already registered")
-            self._entries[name] = Entry(name, obj, description, paper)
+            self._entries[name] = Entry(name, obj, description, paper, revision)
             return obj
 
         return deco
 
-    def add(self, name: str, obj: T, *, description: str, paper: str = "") -> None:
+    def add(
+        self, name: str, obj: T, *, description: str, paper: str = "", revision: int = 0
+    ) -> None:
         """Register ``obj`` without a decorator."""
-        self.register(name, description=description, paper=paper)(obj)
+        self.register(name, description=description, paper=paper, revision=revision)(obj)
 
     def entry(self, name: str) -> Entry[T]:
         """The entry for ``name``; an unknown name lists the valid ones."""

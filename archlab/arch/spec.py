@@ -54,7 +54,7 @@ class ArchSpec:
     factor_act: str = "relu"
     stem: str = "3x3x3"
     grid_reduction: str = "parallel"
-    aux_head: str = "aux_bn"
+    aux_head: str = "aux"
     coarse_module: str = "expanded"
     n: int = 7
     aux_weight: float = 0.4
@@ -82,6 +82,11 @@ class ArchSpec:
         """Fields of ``self`` that differ from ``other``."""
         a, b = self.to_dict(), other.to_dict()
         return {k: v for k, v in a.items() if b[k] != v}
+
+
+def revisions(spec: ArchSpec) -> dict[str, int]:
+    """The revision of each chosen option that was rebuilt since its name was first used."""
+    return {axis: r for axis, reg in AXES.items() if (r := reg.entry(getattr(spec, axis)).revision)}
 
 
 def field_names() -> list[str]:

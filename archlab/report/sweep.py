@@ -134,7 +134,7 @@ def _factor_block(axis: str, option: str, n: int) -> tuple[int, int]:
     """Analytic and fvcore MACs of a factorization at equal channels c, stride 1, d x d."""
     c, d = BLOCK_C, BLOCK_D
     f = AXES[axis].get(option)
-    layers = f.layers(c, c, c, n, act=nn.ReLU())
+    layers = f.layers(c, c, c, n)
     return f.macs(c, c, c, n, d, d), _fvcore_chain(layers, c, d)
 
 

@@ -47,8 +47,14 @@ def study_meta(
 
 
 def plan_record(cells: Sequence[Cell]) -> list[dict[str, Any]]:
-    """The planned cells in order: group, variant, whether it is a baseline, run key."""
+    """The planned cells in order: group, variant, whether it is a baseline, run key (, vs)."""
     return [
-        {"group": c.group, "variant": c.variant, "is_baseline": c.is_baseline, "key": c.key}
+        {
+            "group": c.group,
+            "variant": c.variant,
+            "is_baseline": c.is_baseline,
+            "key": c.key,
+            **({"vs": c.vs} if c.vs else {}),
+        }
         for c in cells
     ]

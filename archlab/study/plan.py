@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from archlab.analysis.claims import normalize
-from archlab.arch.spec import ArchSpec, SpecError, field_names, parse_value
+from archlab.arch.spec import ArchSpec, SpecError, field_names, parse_value, revisions
 from archlab.study.errors import StudyFileError
 from archlab.study.numerics import apply_numerics, machine_numerics
 from archlab.study.schema import DEFAULT_SCALE, SCALE_EXTRA_KEYS, SMOKE, StudyDef, Variant
@@ -58,6 +58,10 @@ def run_key(model: str, spec: ArchSpec, config: TrainConfig, scale: str) -> str:
         if recipe.get(name) == default:
             del recipe[name]
     doc = {"model": model, "spec": spec.to_dict(), "recipe": recipe, "scale": scale}
+    # an option rebuilt under its old name (e.g. factor_act=linear reaching more convs) carries
+    # its revision, so runs of the old build keep their keys and are never taken for the new one
+    if revs := revisions(spec):
+        doc["revisions"] = revs
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -74,6 +78,7 @@ class Cell:
     model: str
     spec: ArchSpec
     config: TrainConfig
+    vs: str = ""  # the label this cell's variant is compared with; "" = its group's baseline
 
     @property
     def seed(self) -> int:
@@ -102,6 +107,7 @@ class _Resolved:
     is_baseline: bool
     spec: ArchSpec
     config: TrainConfig
+    vs: str = ""
 
 
 # --- bases and scales ----------------------------------------------------------------------------
@@ -171,6 +177,7 @@ def _variants_of(study: StudyDef, base_spec: ArchSpec, base_cfg: TrainConfig) ->
     study_base = {**default_spec(study.model).to_dict(), **base_spec.to_dict()}
     study_recipe = base_cfg.to_dict()
     out: list[_Resolved] = []
+    chained: list[tuple[str, str, str]] = []  # (key path, label, the label it is compared with)
     for g in study.groups:
         g_spec = _replace_spec(where, g.base_path(), base_spec, g.base)
         in_group: dict[tuple[ArchSpec, TrainConfig], str] = {}
@@ -191,8 +198,15 @@ def _variants_of(study: StudyDef, base_spec: ArchSpec, base_cfg: TrainConfig) ->
                     fail(where, path, "the same as the baseline: a variant must change something")
                 fail(where, path, f"duplicate variant: the same run as {same!r}")
             in_group[(spec, config)] = label
-            out.append(_Resolved(g.name, label, i < 0, spec, config))
-    return _dedupe(where, out)
+            out.append(_Resolved(g.name, label, i < 0, spec, config, v.vs))
+            if v.vs:
+                chained.append((f"{path}.vs", label, v.vs))
+    out = _dedupe(where, out)
+    labels = sorted({r.label for r in out})
+    for path, label, vs in chained:
+        if vs == label or vs not in labels:
+            fail(where, path, f"{vs!r} is not another variant of the study", labels)
+    return out
 
 
 def _dedupe(where: str, resolved: list[_Resolved]) -> list[_Resolved]:
@@ -312,6 +326,7 @@ def plan_cells(
                 study.model,
                 r.spec,
                 config.replace(seed=seed),
+                r.vs,
             )
             cells.append(cell)
     return cells
@@ -371,7 +386,7 @@ def _iso_solve(
             spec = _solve(study.model, r.spec, budget, r.config.dataset, r.config.resize, tol)
         except SpecError as e:
             fail(str(study.path), f"iso_macs (variant {r.label!r})", str(e))
-        out.append(_Resolved(r.group, r.label, r.is_baseline, spec, r.config))
+        out.append(_Resolved(r.group, r.label, r.is_baseline, spec, r.config, r.vs))
     return out
 
 

@@ -87,6 +87,7 @@ class Variant:
     spec: dict[str, Any]
     recipe: dict[str, Any]
     name: str = ""  # a custom label (progression steps); "" = derived from the overrides
+    vs: str = ""  # the label it is compared with (a chain of steps); "" = its group's baseline
 
 
 @dataclass(frozen=True)

@@ -169,12 +169,14 @@ def _variant_entry(where: str, path: str, data: Any) -> Variant:
     data = as_mapping(where, path, data)
     spec: dict[str, Any] = {}
     recipe: dict[str, Any] = {}
-    name = ""
-    valid = [*field_names(), "recipe", "recipe.KEY", "name"]
+    name = vs = ""
+    valid = [*field_names(), "recipe", "recipe.KEY", "name", "vs"]
     for k, v in data.items():
         p = f"{path}.{k}"
         if k == "name":
             name = as_string(where, p, v, empty=False)
+        elif k == "vs":
+            vs = as_string(where, p, v, empty=False)
         elif k == "recipe":
             for rk, rv in recipe_overrides(where, p, v).items():
                 recipe[rk] = rv
@@ -189,7 +191,7 @@ def _variant_entry(where: str, path: str, data: Any) -> Variant:
             fail(where, p, "unknown key", valid)
     if not spec and not recipe:
         fail(where, path, "empty variant: set at least one axis, knob or recipe key")
-    return Variant(spec, recipe, name)
+    return Variant(spec, recipe, name, vs)
 
 
 def _grid(where: str, path: str, data: Any) -> list[Variant]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -21,6 +24,7 @@ class ConvBN(nn.Module):
         padding: int | tuple[int, ...] = 0,
         dilation: int = 1,
         act: nn.Module | None = None,
+        bn: bool = True,
     ) -> None:
         super().__init__()
         if isinstance(padding, tuple) and len(padding) == 4:
@@ -29,10 +33,11 @@ class ConvBN(nn.Module):
             padding = 0
         else:
             self.pad = None
+        # a conv without BatchNorm after it gets the bias the BN shift would have given it
         self.conv = nn.Conv2d(
-            cin, cout, kernel, stride=stride, padding=padding, dilation=dilation, bias=False
+            cin, cout, kernel, stride=stride, padding=padding, dilation=dilation, bias=not bn
         )
-        self.bn = nn.BatchNorm2d(cout, eps=BN_EPS)
+        self.bn: nn.Module = nn.BatchNorm2d(cout, eps=BN_EPS) if bn else nn.Identity()
         # an activation module has no state, so keys stay torchvision's whatever it is
         self.act = nn.ReLU(inplace=True) if act is None else act
 
@@ -40,6 +45,22 @@ class ConvBN(nn.Module):
         if self.pad is not None:
             x = self.pad(x)
         return self.act(self.bn(self.conv(x)))
+
+
+@dataclass(frozen=True)
+class Join:
+    """What sits between the two convs of a factorization: an activation, and BN or not."""
+
+    act: Callable[[], nn.Module]
+    bn: bool = True
+
+    def first(self, cin: int, cout: int, kernel: int | tuple[int, int], **kw: object) -> ConvBN:
+        """The first conv of a factorized pair, ending in this join."""
+        return ConvBN(cin, cout, kernel, act=self.act(), bn=self.bn, **kw)  # type: ignore[arg-type]
+
+
+#: the join of an unfactorized network: BN then ReLU, like every other conv
+RELU_JOIN = Join(lambda: nn.ReLU(inplace=True))
 
 
 class PoolConvBN(ConvBN):

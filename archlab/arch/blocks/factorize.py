@@ -3,16 +3,17 @@ factor_act axes, each with an analytic MAC/param formula (pycls-style ``*_cx`` t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
 
-from archlab.arch.blocks.conv import ConvBN, conv_params
+from archlab.arch.blocks.conv import RELU_JOIN, ConvBN, Join, conv_params
 from archlab.arch.spec import CONV5X5, CONV_NXN, FACTOR_ACT
 
-#: build(cin, mid, cout, n, act, transpose) -> the block's layers, in order
-Build = Callable[[int, int, int, int, nn.Module, bool], list[nn.Module]]
+#: build(cin, mid, cout, n, join, transpose) -> the block's layers, in order
+Build = Callable[[int, int, int, int, Join, bool], list[nn.Module]]
 #: macs(cin, mid, cout, n, h, w) at stride 1 with "same" padding
 Cost = Callable[[int, int, int, int, int, int], int]
 
@@ -27,13 +28,20 @@ class Factorization:
     valid_n: frozenset[int] | None = None  # kernel sizes this form exists for (None: any)
 
     def layers(
-        self, cin: int, mid: int, cout: int, n: int, *, act: nn.Module, transpose: bool = False
+        self,
+        cin: int,
+        mid: int,
+        cout: int,
+        n: int,
+        *,
+        join: Join = RELU_JOIN,
+        transpose: bool = False,
     ) -> list[nn.Module]:
         """The layers realizing a cin -> cout n x n conv (mid = width between factors)."""
-        return self.build(cin, mid, cout, n, act, transpose)
+        return self.build(cin, mid, cout, n, join, transpose)
 
 
-def _single(cin: int, mid: int, cout: int, n: int, act: nn.Module, tr: bool) -> list[nn.Module]:
+def _single(cin: int, mid: int, cout: int, n: int, join: Join, tr: bool) -> list[nn.Module]:
     return [ConvBN(cin, cout, n, padding=n // 2)]
 
 
@@ -44,8 +52,8 @@ SINGLE = Factorization(
 )
 
 
-def _two_3x3(cin: int, mid: int, cout: int, n: int, act: nn.Module, tr: bool) -> list[nn.Module]:
-    return [ConvBN(cin, mid, 3, padding=1, act=act), ConvBN(mid, cout, 3, padding=1)]
+def _two_3x3(cin: int, mid: int, cout: int, n: int, join: Join, tr: bool) -> list[nn.Module]:
+    return [join.first(cin, mid, 3, padding=1), ConvBN(mid, cout, 3, padding=1)]
 
 
 TWO_3X3 = Factorization(
@@ -55,11 +63,11 @@ TWO_3X3 = Factorization(
 )
 
 
-def _asym(cin: int, mid: int, cout: int, n: int, act: nn.Module, tr: bool) -> list[nn.Module]:
+def _asym(cin: int, mid: int, cout: int, n: int, join: Join, tr: bool) -> list[nn.Module]:
     # torchvision's double 7x7 branch starts with the n x 1 factor: ``transpose`` keeps its shapes
     k1, k2 = ((n, 1), (1, n)) if tr else ((1, n), (n, 1))
     p1, p2 = (k1[0] // 2, k1[1] // 2), (k2[0] // 2, k2[1] // 2)
-    return [ConvBN(cin, mid, k1, padding=p1, act=act), ConvBN(mid, cout, k2, padding=p2)]
+    return [join.first(cin, mid, k1, padding=p1), ConvBN(mid, cout, k2, padding=p2)]
 
 
 ASYM = Factorization(
@@ -69,10 +77,10 @@ ASYM = Factorization(
 )
 
 
-def _two_2x2(cin: int, mid: int, cout: int, n: int, act: nn.Module, tr: bool) -> list[nn.Module]:
+def _two_2x2(cin: int, mid: int, cout: int, n: int, join: Join, tr: bool) -> list[nn.Module]:
     # pad right/bottom then left/top, so the pair sees a centred 3x3 window at the input size
     return [
-        ConvBN(cin, mid, 2, padding=(0, 1, 0, 1), act=act),
+        join.first(cin, mid, 2, padding=(0, 1, 0, 1)),
         ConvBN(mid, cout, 2, padding=(1, 0, 1, 0)),
     ]
 
@@ -84,14 +92,47 @@ TWO_2X2 = Factorization(
     valid_n=frozenset({3}),
 )
 
+
+def sqrt_alpha_mid(cin: int, cout: int) -> int:
+    """Sec. 3.1: a 5x5 growing the width by alpha becomes two 3x3 each growing it by sqrt(alpha)."""
+    return max(1, round(math.sqrt(cin * cout)))
+
+
+def _two_3x3_sqrt(cin: int, mid: int, cout: int, n: int, join: Join, tr: bool) -> list[nn.Module]:
+    return _two_3x3(cin, sqrt_alpha_mid(cin, cout), cout, n, join, tr)
+
+
+TWO_3X3_SQRT = Factorization(
+    build=_two_3x3_sqrt,
+    macs=lambda cin, mid, cout, n, h, w: TWO_3X3.macs(
+        cin, sqrt_alpha_mid(cin, cout), cout, n, h, w
+    ),
+    params=lambda cin, mid, cout, n: TWO_3X3.params(cin, sqrt_alpha_mid(cin, cout), cout, n),
+)
+
 CONV5X5.add(
     "3x3x2",
     TWO_3X3,
-    description="two stacked 3x3 convs in place of the 5x5 (18/25 = 0.72 of its cost)",
-    paper="Fig. 5, Sec. 3.1",
+    description=(
+        "two stacked 3x3 convs in place of the 5x5, the first already at the output width "
+        "(torchvision's double-3x3 layout): 18/25 of the 5x5 only when in = out"
+    ),
+    paper="Fig. 5 (widths as torchvision's 3x3dbl branch)",
 )
 CONV5X5.add(
-    "5x5", SINGLE, description="a single 5x5 conv (Inception-v1/torchvision)", paper="Fig. 4"
+    "3x3x2_sqrt",
+    TWO_3X3_SQRT,
+    description=(
+        "two stacked 3x3 convs, each growing the width by sqrt(alpha) (the paper's form): "
+        "18/25 = 0.72 of the 5x5 at any alpha"
+    ),
+    paper="Sec. 3.1, Fig. 5",
+)
+CONV5X5.add(
+    "5x5",
+    SINGLE,
+    description="a single 5x5 conv in module A's second branch (Inception-v1, torchvision)",
+    paper="Fig. 4",
 )
 
 CONV_NXN.add(
@@ -108,15 +149,27 @@ CONV_NXN.add(
     paper="Sec. 3.2",
 )
 
+# The join acts between the factors of every factorized conv in the net: module A's 5x5 branch
+# and double-3x3 branch, module B's (double) 1 x n + n x 1, module C's 3x3-then-split and plain
+# pairs, the grid reductions' double-3x3 and 1x7 + 7x1, and the three-3x3 stem (Sec. 3.1: "in
+# all stages of the factorization").
 FACTOR_ACT.add(
     "relu",
-    lambda: nn.ReLU(inplace=True),
-    description="ReLU after the first factor conv",
+    RELU_JOIN,
+    description="BN then ReLU after the first conv of every factorized pair",
     paper="Fig. 2 (77.2% top-1)",
 )
 FACTOR_ACT.add(
     "linear",
-    nn.Identity,
-    description="no activation between the factor convs (BN only)",
+    Join(nn.Identity),
+    description="BN but no activation after the first conv of every factorized pair",
     paper="Fig. 2 (76.2% top-1)",
+    # revision 1: reaches every factorized pair (before: only the conv5x5/conv_nxn axes' pairs)
+    revision=1,
+)
+FACTOR_ACT.add(
+    "linear_nobn",
+    Join(nn.Identity, bn=False),
+    description="neither BN nor activation after the first conv of every factorized pair",
+    paper="Sec. 3.1 (ReLU helps 'especially if we batch-normalize')",
 )

@@ -6,13 +6,13 @@ torchvision's attribute names so the full-size model's state_dict matches torchv
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from archlab.arch.blocks.conv import ConvBN, PoolConvBN
+from archlab.arch.blocks.conv import ConvBN, Join, PoolConvBN
 from archlab.arch.blocks.factorize import Factorization
 from archlab.arch.spec import COARSE_MODULE, CONV5X5, CONV_NXN, FACTOR_ACT, ArchSpec
 
@@ -59,7 +59,7 @@ class Ctx:
 
     conv5x5: Factorization
     conv_nxn: Factorization
-    act: Callable[[], nn.Module]  # activation between factor convs
+    join: Join  # what sits between the convs of every factorized pair
     n: int
     reduce_ratio: float | None
 
@@ -95,13 +95,14 @@ def module_a(cin: int, w: dict[str, int], ctx: Ctx) -> BranchConcat:
     """35x35 module (torchvision InceptionA); its 5x5 branch is the conv5x5 axis (Figs. 4, 5)."""
     b5_red = ctx.reduce(w["b5_red"], w["b5"])
     dbl_red = ctx.reduce(w["dbl_red"], w["dbl"])
-    b5 = ctx.conv5x5.layers(b5_red, w["b5"], w["b5"], 5, act=ctx.act())
+    b5 = ctx.conv5x5.layers(b5_red, w["b5"], w["b5"], 5, join=ctx.join)
     branches: list[list[Step]] = [
         [("branch1x1", ConvBN(cin, w["b1"], 1))],
         [("branch5x5_1", ConvBN(cin, b5_red, 1)), *numbered("branch5x5_", 2, b5)],
         [
             ("branch3x3dbl_1", ConvBN(cin, dbl_red, 1)),
-            ("branch3x3dbl_2", ConvBN(dbl_red, w["dbl"], 3, padding=1)),
+            # the double 3x3 is a factorized 5x5: its join is the factor_act axis
+            ("branch3x3dbl_2", ctx.join.first(dbl_red, w["dbl"], 3, padding=1)),
             ("branch3x3dbl_3", ConvBN(w["dbl"], w["dbl"], 3, padding=1)),
         ],
         pool_branch(cin, w["pool"]),
@@ -113,9 +114,10 @@ def module_b(cin: int, w: dict[str, int], ctx: Ctx) -> BranchConcat:
     """17x17 module (torchvision InceptionC); its n x n convs are the conv_nxn axis (Fig. 6)."""
     c7 = ctx.reduce(w["c7"], w["b7"])
     f, n = ctx.conv_nxn, ctx.n
-    single = f.layers(c7, c7, w["b7"], n, act=ctx.act())
-    double = f.layers(c7, c7, c7, n, act=ctx.act(), transpose=True) + f.layers(
-        c7, c7, w["b7"], n, act=ctx.act(), transpose=True
+    single = f.layers(c7, c7, w["b7"], n, join=ctx.join)
+    # two factorized n x n convs in a row: the join sits inside each, a ReLU between them
+    double = f.layers(c7, c7, c7, n, join=ctx.join, transpose=True) + f.layers(
+        c7, c7, w["b7"], n, join=ctx.join, transpose=True
     )
     branches: list[list[Step]] = [
         [("branch1x1", ConvBN(cin, w["b1"], 1))],
@@ -147,7 +149,8 @@ def module_c_expanded(cin: int, w: dict[str, int], ctx: Ctx) -> BranchConcat:
         [("branch3x3_1", ConvBN(cin, b3_red, 1)), _split("branch3x3_2", b3_red, w["b3"])],
         [
             ("branch3x3dbl_1", ConvBN(cin, dbl_red, 1)),
-            ("branch3x3dbl_2", ConvBN(dbl_red, w["dbl"], 3, padding=1)),
+            # 3x3 then the 1x3 | 3x1 split: Fig. 7's factorized 5x5, joined by factor_act
+            ("branch3x3dbl_2", ctx.join.first(dbl_red, w["dbl"], 3, padding=1)),
             _split("branch3x3dbl_3", w["dbl"], w["dbl"]),
         ],
         pool_branch(cin, w["pool"]),
@@ -165,14 +168,14 @@ def module_c_plain(cin: int, w: dict[str, int], ctx: Ctx) -> BranchConcat:
     b3_red = ctx.reduce(w["b3_red"], w["b3"])
     dbl_red = ctx.reduce(w["dbl_red"], w["dbl"])
     f = ctx.conv_nxn
-    b3 = f.layers(b3_red, b3_red, w["b3"], 3, act=ctx.act())
-    dbl = f.layers(w["dbl"], w["dbl"], w["dbl"], 3, act=ctx.act())
+    b3 = f.layers(b3_red, b3_red, w["b3"], 3, join=ctx.join)
+    dbl = f.layers(w["dbl"], w["dbl"], w["dbl"], 3, join=ctx.join)
     branches: list[list[Step]] = [
         [("branch1x1", ConvBN(cin, w["b1"], 1))],
         [("branch3x3_1", ConvBN(cin, b3_red, 1)), *numbered("branch3x3_", 2, b3)],
         [
             ("branch3x3dbl_1", ConvBN(cin, dbl_red, 1)),
-            ("branch3x3dbl_2", ConvBN(dbl_red, w["dbl"], 3, padding=1)),
+            ("branch3x3dbl_2", ctx.join.first(dbl_red, w["dbl"], 3, padding=1)),
             *numbered("branch3x3dbl_", 3, dbl),
         ],
         pool_branch(cin, w["pool"]),

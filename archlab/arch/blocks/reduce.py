@@ -58,14 +58,15 @@ def parallel(cin: int, plan: ReductionPlan, ctx: Ctx) -> BranchConcat:
             [("branch3x3", ConvBN(cin, b3, 3, stride=2, padding=p))],
             [
                 ("branch3x3dbl_1", ConvBN(cin, w["dbl_red"], 1)),
-                ("branch3x3dbl_2", ConvBN(w["dbl_red"], dbl, 3, padding=1)),
+                # a factorized stride-2 5x5: its join is the factor_act axis
+                ("branch3x3dbl_2", ctx.join.first(w["dbl_red"], dbl, 3, padding=1)),
                 ("branch3x3dbl_3", ConvBN(dbl, dbl, 3, stride=2, padding=p)),
             ],
             [("maxpool", _maxpool(plan))],
         ]
         return BranchConcat(branches, b3 + dbl + cin)
     b3, b7, r7 = plan.scaled(w["b3"]), plan.scaled(w["b7"]), w["b7_red"]
-    nxn = ctx.conv_nxn.layers(r7, r7, r7, ctx.n, act=ctx.act())
+    nxn = ctx.conv_nxn.layers(r7, r7, r7, ctx.n, join=ctx.join)
     branches = [
         [
             ("branch3x3_1", ConvBN(cin, w["b3_red"], 1)),

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from archlab.arch.blocks.conv import ConvBN
+from archlab.arch.blocks.conv import RELU_JOIN, ConvBN, Join
 from archlab.arch.spec import STEM
 
-#: build(cin, widths, stride, valid) -> named layers; widths = the three 3x3 convs' outputs
-StemBuild = Callable[[int, tuple[int, int, int], int, bool], list[tuple[str, nn.Module]]]
+#: build(cin, widths, stride, valid, join) -> named layers; widths = the three 3x3 convs' outputs
+StemBuild = Callable[[int, tuple[int, int, int], int, bool, Join], list[tuple[str, nn.Module]]]
 
 
 @dataclass(frozen=True)
@@ -27,14 +27,15 @@ def _out(size: int, k: int, stride: int, pad: int) -> int:
 
 
 def _three_3x3(
-    cin: int, widths: tuple[int, int, int], stride: int, valid: bool
+    cin: int, widths: tuple[int, int, int], stride: int, valid: bool, join: Join = RELU_JOIN
 ) -> list[tuple[str, nn.Module]]:
     # torchvision pads only the third conv ("valid" layout); small images pad all three
     p1, p2 = (0, 0) if valid else (1, 1)
     a, b, c = widths
+    # the stack is a factorized 7x7 (Table 3): the factor_act join sits between its convs
     return [
-        ("Conv2d_1a_3x3", ConvBN(cin, a, 3, stride=stride, padding=p1)),
-        ("Conv2d_2a_3x3", ConvBN(a, b, 3, padding=p2)),
+        ("Conv2d_1a_3x3", join.first(cin, a, 3, stride=stride, padding=p1)),
+        ("Conv2d_2a_3x3", join.first(a, b, 3, padding=p2)),
         ("Conv2d_2b_3x3", ConvBN(b, c, 3, padding=1)),
     ]
 
@@ -50,7 +51,7 @@ def _three_3x3_macs(
 
 
 def _one_7x7(
-    cin: int, widths: tuple[int, int, int], stride: int, valid: bool
+    cin: int, widths: tuple[int, int, int], stride: int, valid: bool, join: Join = RELU_JOIN
 ) -> list[tuple[str, nn.Module]]:
     # valid 7x7/2 gives the same grid as the valid 3x3 stack (299 -> 147), so the rest fits
     return [("Conv2d_1a_7x7", ConvBN(cin, widths[2], 7, stride=stride, padding=0 if valid else 3))]

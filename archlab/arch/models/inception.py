@@ -67,7 +67,8 @@ class Inception(nn.Module):
         size = input_size
 
         stem_w = tuple(max(1, round(c * wm)) for c in layout.stem)
-        layers = STEM.get(spec.stem).build(in_chans, stem_w, layout.stem_stride, layout.valid)
+        stem = STEM.get(spec.stem)
+        layers = stem.build(in_chans, stem_w, layout.stem_stride, layout.valid, ctx.join)
         size = _pool_out(size, 3, layout.stem_stride, pad)
         size = _pool_out(size, 3, 1, pad)
         cin = stem_w[2]
