@@ -116,7 +116,10 @@ def test_console_script_exit_code() -> None:
     )
     assert proc.returncode == 2
     assert proc.stdout == ""
-    assert proc.stderr == "archlab: error: conv5x5='7x7' is not an option; valid: 3x3x2, 3x3x2_sqrt, 5x5\n"
+    assert (
+        proc.stderr
+        == "archlab: error: conv5x5='7x7' is not an option; valid: 3x3x2, 3x3x2_sqrt, 5x5\n"
+    )
 
 
 def _fake_reference() -> dict:

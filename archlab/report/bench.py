@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from archlab.io import write_atomic, write_json
-from archlab.report.doc import md_table
+from archlab.report.doc import fmt, md_table
 from archlab.train.profile import PROFILE_WARM, TOP_OPS
 
 # --- targets --------------------------------------------------------------------------------------
@@ -27,11 +27,11 @@ TARGETS: dict[str, tuple[str, float]] = {
 
 #: how a shortfall of each target reads
 _SHORT_UNITS: dict[str, Callable[[float], str]] = {
-    "speedup": lambda v: f"{v:.2f}x",
-    "top1_gap": lambda v: f"{v:.2f} pt",
-    "mac_util": lambda v: f"{100 * v:.1f} percentage points",
-    "jobs": lambda v: f"{v:.2f}x",
-    "count_s": lambda v: f"{v:.1f} s",
+    "speedup": lambda v: fmt("speedup", v),
+    "top1_gap": lambda v: f"{fmt('accuracy', v)} pt",
+    "mac_util": lambda v: f"{fmt('percent', 100 * v)} percentage points",
+    "jobs": lambda v: fmt("speedup", v),
+    "count_s": lambda v: f"{fmt('seconds', v)} s",
 }
 
 
@@ -61,15 +61,22 @@ def checks(result: dict[str, Any]) -> list[dict[str, Any]]:
     for device, dev in result["devices"].items():
         d = dev["derived"]
         out += [
-            _check("speedup", device, d["speedup"], f"{d['speedup']:.2f}x"),
-            _check("top1_gap", device, d["top1_gap"], f"{d['top1_gap']:+.2f} pt"),
-            _check("mac_util", device, d["peak_fraction"], f"{100 * d['peak_fraction']:.1f}%"),
+            _check("speedup", device, d["speedup"], fmt("speedup", d["speedup"])),
+            _check(
+                "top1_gap", device, d["top1_gap"], f"{fmt('accuracy', d['top1_gap'], sign=True)} pt"
+            ),
+            _check(
+                "mac_util",
+                device,
+                d["peak_fraction"],
+                f"{fmt('percent', 100 * d['peak_fraction'])}%",
+            ),
         ]
     ratio = result["jobs"]["ratio"]
     if ratio is not None:
-        out.append(_check("jobs", "cpu", ratio, f"{ratio:.2f}x"))
+        out.append(_check("jobs", "cpu", ratio, fmt("speedup", ratio)))
     secs = result["counting"]["seconds"]
-    out.append(_check("count_s", "cpu", secs, f"{secs:.1f} s"))
+    out.append(_check("count_s", "cpu", secs, f"{fmt('seconds', secs)} s"))
     for c in out:
         if not c["passed"]:
             c["reason"] = _reason(c, result)
@@ -191,18 +198,15 @@ def _md_results(r: dict[str, Any]) -> list[str]:
                 [
                     device,
                     loop,
-                    f"{x['images_per_s']:.0f}",
-                    f"{speed:.2f}x",
-                    f"{eff:.1f}",
-                    f"{100 * eff / peak['peak_gmacs']:.1f}%",
-                    f"{x['test_top1_mean']:.2f} ± {x['test_top1_std']:.2f}",
+                    fmt("throughput", x["images_per_s"]),
+                    fmt("speedup", speed),
+                    fmt("gmac_rate", eff),
+                    f"{fmt('percent', 100 * eff / peak['peak_gmacs'])}%",
+                    " ± ".join(fmt("accuracy", x[k]) for k in ("test_top1_mean", "test_top1_std")),
                 ]
             )
-        bf16 = f"{peak['bf16_gmacs']:.0f}" if peak["bf16_gmacs"] is not None else "n/a"
-        rows.append(
-            [device, f"matmul {peak['n']}^3: fp32 {peak['fp32_gmacs']:.0f}, bf16 {bf16} GMAC/s"]
-            + [""] * 5
-        )
+        fp32, bf16 = fmt("throughput", peak["fp32_gmacs"]), fmt("throughput", peak["bf16_gmacs"])
+        rows.append([device, f"matmul {peak['n']}^3: fp32 {fp32}, bf16 {bf16} GMAC/s"] + [""] * 5)
     head = ["device", "loop", "train img/s", "vs baseline", "effective GMAC/s", "of peak"]
     head.append(f"test top-1 % (mean ± std, {seeds} seeds)")
     return ["", "## Results", "", md_table(head, rows), "", _results_note(r)]
@@ -235,9 +239,9 @@ def _md_profile(r: dict[str, Any]) -> list[str]:
         rows = [
             [
                 f"`{o['op']}`",
-                f"{o['self_ms_per_step']:.2f}",
-                f"{o['percent']:.1f}%",
-                f"{o['calls_per_step']:g}",
+                fmt("milliseconds", o["self_ms_per_step"]),
+                f"{fmt('percent', o['percent'])}%",
+                fmt("setting", o["calls_per_step"]),
             ]
             for o in p["top_ops"]
         ]
@@ -266,8 +270,10 @@ def _md_jobs(r: dict[str, Any]) -> list[str]:
         cores = "; ".join(
             f"cores {','.join(map(str, w['cores']))} ({w['threads']} thr)" for w in run["workers"]
         )
-        rows.append([n, cores, f"{run['images_per_s']:.0f}", f"{run['window_s']:.1f}"])
-    ratio = f"{j['ratio']:.2f}x" if j["ratio"] is not None else "n/a (one core)"
+        rows.append(
+            [n, cores, fmt("throughput", run["images_per_s"]), fmt("seconds", run["window_s"])]
+        )
+    ratio = fmt("speedup", j["ratio"]) if j["ratio"] is not None else "n/a (one core)"
     return [
         "",
         "## --jobs 1 vs --jobs 2 (cpu)",

@@ -4,8 +4,10 @@ A report is built once as a ``Doc`` (a list of blocks: heading, paragraph, table
 and rendered twice: to Markdown (images as relative links) and to HTML (images as base64
 ``data:`` URIs, inline CSS, nothing fetched). Every string that came from a study file or a
 result table is escaped in both renderings. ``write_doc`` writes report.md then report.html,
-each atomically, so an interrupted render never leaves a half-written file. The number formats
-(``fmt_*``) are the ones every report shares.
+each atomically, so an interrupted render never leaves a half-written file. Numbers shown to
+people go through ``fmt(quantity, value)`` / ``fmt_interval`` (``archlab.numbers``: one format
+per quantity, re-exported here); ``fmt_num`` / ``fmt_mean_ci`` / ``fmt_millions`` are the older
+digit-based forms, kept for callers outside the report layer.
 """
 
 from __future__ import annotations
@@ -24,13 +26,18 @@ import pandas as pd
 
 from archlab.faults import pause_for_tests
 from archlab.io import write_atomic
+from archlab.numbers import fmt, fmt_interval, macs_unit, quantity_of
 
 __all__ = [
     "Doc",
+    "fmt",
     "fmt_date",
+    "fmt_interval",
     "fmt_mean_ci",
     "fmt_millions",
     "fmt_num",
+    "macs_unit",
+    "quantity_of",
     "html_table",
     "md_table",
     "md_text",

@@ -24,7 +24,7 @@ from archlab.arch.cost import CONV_LINEAR_OPS
 from archlab.arch.models import default_spec
 from archlab.arch.spec import ArchSpec
 from archlab.io import write_atomic
-from archlab.report.doc import md_table
+from archlab.report.doc import fmt, macs_unit, md_table
 from archlab.report.sweep import (
     BLOCK_C,
     BLOCK_D,
@@ -51,8 +51,9 @@ def _fmt_ratio(r: Fraction | float | None) -> str:
     if r is None:
         return ""
     if isinstance(r, Fraction):
-        return f"{r.numerator}/{r.denominator} = {float(r):.4f}" if r.denominator != 1 else str(r)
-    return f"{r:.4f}"
+        exact = f"{r.numerator}/{r.denominator} = {fmt('ratio', r)}"
+        return exact if r.denominator != 1 else str(r)
+    return fmt("ratio", r)
 
 
 def _yes(ok: bool | None) -> str:
@@ -200,23 +201,32 @@ def _csv(rows: list[dict[str, Any]]) -> str:
 
 
 NUMERIC = {"macs", "params", "macs_ratio", "params_ratio", "fvcore_total", "params_with_aux"}
+MACS_COLUMNS = {"macs", "fvcore_total", "fvcore_macs"}  # shown in the table's unit, M or G
 
 
-def _cell(v: object) -> str:
+def _cell(key: str, v: object, unit: str) -> str:
     if isinstance(v, bool):
         return "yes" if v else ""
+    if key in MACS_COLUMNS and isinstance(v, int | float):
+        return fmt("macs", v, unit=unit)
     if isinstance(v, int):
-        return f"{v:,}"
+        return fmt("count", v)
     if isinstance(v, float):
-        return f"{v:.4f}"
+        return fmt("ratio", v)
     return str(v)
 
 
 def _table(rows: list[dict[str, Any]], columns: dict[str, str]) -> str:
-    """Markdown table of ``rows`` with ``columns`` (key -> header); numbers right-aligned."""
+    """Markdown table of ``rows`` with ``columns`` (key -> header); numbers right-aligned.
+
+    MACs columns are in M, or G when the table's largest count reaches 1e9 (the header says
+    which); exact counts are in flops.csv.
+    """
+    unit = macs_unit(r[k] for r in rows for k in columns if k in MACS_COLUMNS)
+    headers = [f"{h} ({unit})" if k in MACS_COLUMNS else h for k, h in columns.items()]
     align = ["right" if k in NUMERIC else "left" for k in columns]
-    cells = ([_cell(r[k]) for k in columns] for r in rows)
-    return md_table(list(columns.values()), cells, align=align)
+    cells = ([_cell(k, r[k], unit) for k in columns] for r in rows)
+    return md_table(headers, cells, align=align)
 
 
 SWEEP_COLUMNS = {
@@ -237,15 +247,20 @@ SWEEP_COLUMNS = {
 }
 
 
+def _with_exact(macs: int) -> str:
+    """MACs in M or G, then the exact count: the reference is checked digit for digit."""
+    return f"{fmt('macs', macs)} ({fmt('count', macs)})"
+
+
 def _reference_table(ref: dict[str, Any]) -> str:
     extra = ref["fvcore_total"] - ref["macs"]
-    extra_ops = ", ".join(f"{k} {v:,}" for k, v in sorted(ref["fvcore_extra"].items()))
+    extra_ops = ", ".join(f"{k} {fmt('count', v)}" for k, v in sorted(ref["fvcore_extra"].items()))
     rows = [
-        ("params (no aux head)", f"{ref['params']:,}"),
-        ("params with aux head", f"{ref['params_with_aux']:,}"),
-        ("MACs, conv + linear", f"{ref['macs']:,}"),
-        ("fvcore total", f"{ref['fvcore_total']:,}"),
-        ("fvcore total - MACs", f"{extra:,} ({extra_ops})"),
+        ("params (no aux head)", fmt("count", ref["params"])),
+        ("params with aux head", fmt("count", ref["params_with_aux"])),
+        ("MACs, conv + linear", _with_exact(ref["macs"])),
+        ("fvcore total", _with_exact(ref["fvcore_total"])),
+        ("fvcore total - MACs", f"{fmt('count', extra)} ({extra_ops})"),
     ]
     return md_table(["quantity", "value"], rows, align=["left", "right"])
 
@@ -319,7 +334,7 @@ def _plot(sweeps: dict[str, list[dict[str, Any]]], path: Path) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from archlab.report.plots import save_png
+    from archlab.report.plots import MACS_SCALE, GroupedTicks, save_png
 
     titles = {m: t for m, t, _ in REPORT_MODELS}
     n = max(len(rows) for rows in sweeps.values())
@@ -327,17 +342,19 @@ def _plot(sweeps: dict[str, list[dict[str, Any]]], path: Path) -> Path:
     FigureCanvasAgg(fig)
     for i, (model, rows) in enumerate(sweeps.items()):
         ax = fig.add_subplot(1, len(sweeps), i + 1)
-        scale, unit = (1e9, "G") if max(r["macs"] for r in rows) >= 1e9 else (1e6, "M")
-        base = next(r["macs"] for r in rows if r["is_default"]) / scale
+        unit = macs_unit(r["macs"] for r in rows)
+        scale = MACS_SCALE[unit]
+        base_macs = next(r["macs"] for r in rows if r["is_default"])
+        base = base_macs / scale
         vals = [r["macs"] / scale for r in rows]
         names = [_bar_label(r) for r in rows]
         colors = ["tab:orange" if r["is_default"] else "tab:blue" for r in rows]
         pos = list(range(len(rows)))
         ax.barh(pos, vals, color=colors)
-        ax.axvline(base, color="black", ls="--", lw=1, label=f"default: {base:.3f} {unit}")
+        ax.axvline(base, color="black", ls="--", lw=1, label=f"default: {fmt('macs', base_macs)}")
         for p, v, r in zip(pos, vals, rows, strict=True):
             ax.annotate(
-                f"{r['macs_ratio']:.3f}x",
+                f"{fmt('ratio', r['macs_ratio'])}x",
                 (v, p),
                 xytext=(3, 0),
                 textcoords="offset points",
@@ -349,6 +366,7 @@ def _plot(sweeps: dict[str, list[dict[str, Any]]], path: Path) -> Path:
         ax.set_yticks(pos, names, fontsize=8)
         ax.invert_yaxis()
         ax.set_xlim(0, max(vals) * 1.15)
+        ax.xaxis.set_major_formatter(GroupedTicks())
         ax.set_xlabel(f"MACs per image ({unit}, 1 MAC = 1 multiply-add; conv + linear, eval)")
         ax.set_title(titles[model], fontsize=9)
         ax.grid(axis="x", alpha=0.3)

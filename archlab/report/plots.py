@@ -17,11 +17,14 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import Formatter
 
 from archlab.analysis.stats import edf, pareto_front, t_quantile
 from archlab.io import write_atomic
+from archlab.numbers import MINUS, fmt, macs_unit
 
 MACS_LABEL = "MACs (M, 1 MAC = 1 multiply-add)"
+MACS_SCALE = {"M": 1e6, "G": 1e9}
 #: The note every study report ends with: what a MAC is and what is counted.
 MACS_NOTE = (
     "MACs count multiply-adds of the convolution and linear layers per image at inference, "
@@ -48,6 +51,31 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def metric_label(metric: str) -> str:
     """Axis label with unit for a metric column."""
     return METRIC_LABELS.get(metric, metric)
+
+
+def macs_label(unit: str = "M") -> str:
+    """The axis label of MACs in ``unit`` (M or G)."""
+    return MACS_LABEL.replace("(M,", f"({unit},")
+
+
+class GroupedTicks(Formatter):
+    """Tick labels with thousands separators and as many decimals as the tick step needs
+    (at most 4), no offset or scientific notation: axes read like the tables."""
+
+    def __init__(self) -> None:
+        self.decimals = 0
+
+    def set_locs(self, locs: Sequence[float]) -> None:
+        """Choose the decimals from the step between the ticks about to be drawn."""
+        super().set_locs(locs)
+        steps = np.diff(np.sort(np.asarray(locs, dtype=float)))
+        steps = steps[steps > 0]
+        step = f"{steps.min():.4f}".rstrip("0") if steps.size else ""
+        self.decimals = len(step.split(".")[1]) if "." in step else 0
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        text = f"{x:,.{self.decimals}f}"
+        return "0" if float(text.replace(",", "")) == 0 else text.replace("-", MINUS)
 
 
 def caption_line(dataset: str, scale: str, n_seeds: int) -> str:
@@ -109,7 +137,8 @@ def plot_acc_vs_macs(
 ) -> Path:
     """Mean metric with 95% CI against MACs per variant; the Pareto front is drawn as a line."""
     fig, (ax,) = _figure()
-    x = summary["macs"].to_numpy(dtype=float) / 1e6
+    unit = macs_unit(summary["macs"])
+    x = summary["macs"].to_numpy(dtype=float) / MACS_SCALE[unit]
     y = summary[f"{metric}_mean"].to_numpy(dtype=float)
     err = _errors(
         y, summary[f"{metric}_ci_lo"].to_numpy(float), summary[f"{metric}_ci_hi"].to_numpy(float)
@@ -134,7 +163,8 @@ def plot_acc_vs_macs(
     for xi, yi, name in zip(x, y, summary[label].astype(str), strict=True):
         if np.isfinite(xi) and np.isfinite(yi):
             ax.annotate(name, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    ax.set_xlabel(MACS_LABEL)
+    ax.set_xlabel(macs_label(unit))
+    ax.xaxis.set_major_formatter(GroupedTicks())
     ax.set_ylabel(metric_label(metric))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -149,12 +179,14 @@ def plot_cost_bars(
     fig, (ax_m, ax_p) = _figure(2, width=5.0, height=max(2.5, 0.35 * n + 1.5))
     names = summary[label].astype(str).tolist()
     pos = np.arange(n)
-    ax_m.barh(pos, summary["macs"].to_numpy(float) / 1e6, color="tab:blue")
+    unit = macs_unit(summary["macs"])
+    ax_m.barh(pos, summary["macs"].to_numpy(float) / MACS_SCALE[unit], color="tab:blue")
     ax_p.barh(pos, summary["params"].to_numpy(float) / 1e6, color="tab:orange")
-    for ax, xlabel in ((ax_m, MACS_LABEL), (ax_p, PARAMS_LABEL)):
+    for ax, xlabel in ((ax_m, macs_label(unit)), (ax_p, PARAMS_LABEL)):
         ax.set_yticks(pos, names, fontsize=8)
         ax.invert_yaxis()
         ax.set_xlabel(xlabel)
+        ax.xaxis.set_major_formatter(GroupedTicks())
         ax.grid(axis="x", alpha=0.3)
     ax_p.set_yticklabels([])
     return _save(fig, path, "cost per variant (inference, aux head excluded)", caption)
@@ -202,7 +234,8 @@ def plot_learning_curves(
             high = np.nanmax(early["mean"] + early["half"].fillna(0))
             pad = 0.05 * max(high - low, 1e-6)
             axes[1].set_ylim(low - pad, high + pad)
-        axes[1].set_title(f"first {zoom:.0%} of training (epochs 1-{end:.0f})", fontsize=9)
+        share, last = fmt("setting", 100 * zoom), fmt("setting", end)
+        axes[1].set_title(f"first {share}% of training (epochs 1-{last})", fontsize=9)
     return _save(
         fig, path, f"learning curves: {metric_label(metric)} (band: 95% CI over seeds)", caption
     )

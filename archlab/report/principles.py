@@ -16,16 +16,32 @@ from typing import Any
 import pandas as pd
 
 from archlab import __version__
-from archlab.analysis.claims import signed
 from archlab.analysis.principles import Paired, PrincipleResult, analyze
 from archlab.analysis.stats import SlopeResult
-from archlab.report.doc import Doc, fmt_date, fmt_mean_ci, fmt_millions, fmt_num, write_doc
+from archlab.report.doc import (
+    Doc,
+    fmt,
+    fmt_date,
+    fmt_interval,
+    macs_unit,
+    quantity_of,
+    write_doc,
+)
 from archlab.report.plots import MACS_NOTE, caption_from, metric_label, plot_xy_ci
 
 __all__ = ["evidence_of", "render_principles", "run_principle"]
 
 #: What one principle renders to: plot path, verdict sentence, detail table.
 Rendered = tuple[Path, str, pd.DataFrame]
+
+#: The quantity of each numeric key column of a detail table (the knobs a principle varies).
+KEY_QUANTITY = {
+    "min_repr": "ratio",
+    "width_mult": "setting",
+    "depth_mult": "setting",
+    "reduce_ratio": "setting",
+    "bottleneck_ratio": "setting",
+}
 
 
 def run_principle(
@@ -50,13 +66,17 @@ def evidence_of(verdict: str) -> str:
 def _detail(per: pd.DataFrame, keys: Sequence[str], metrics: Mapping[str, str]) -> pd.DataFrame:
     """The per-configuration table as shown: keys, n, "mean [CI]" per metric, MACs."""
     out = per[list(keys)].copy()
+    for k in keys:
+        if k in KEY_QUANTITY:
+            out[k] = per[k].map(lambda v, q=KEY_QUANTITY[k]: fmt(q, v))
     out["n"] = per["n"]
     for m, label in metrics.items():
         out[label] = [
-            fmt_mean_ci(a, b, c)
+            fmt_interval(quantity_of(m), a, b, c)
             for a, b, c in zip(per[f"{m}_mean"], per[f"{m}_lo"], per[f"{m}_hi"], strict=True)
         ]
-    out["MACs (M)"] = per["macs"].map(fmt_millions)
+    unit = macs_unit(per["macs"])
+    out[f"MACs ({unit})"] = per["macs"].map(lambda v: fmt("macs", v, unit=unit))
     return out
 
 
@@ -68,22 +88,24 @@ def _points(per: pd.DataFrame, x: str, metric: str, **extra: Any) -> pd.DataFram
             "y": per[f"{metric}_mean"],
             "lo": per[f"{metric}_lo"],
             "hi": per[f"{metric}_hi"],
-            "note": [f"{fmt_millions(m)} M MACs" for m in per["macs"]],
+            "note": [f"{fmt('macs', m)} MACs" for m in per["macs"]],
         }
     )
     return pts.assign(**extra)
 
 
-def _slope_text(res: SlopeResult, unit: str) -> str:
+def _slope_text(res: SlopeResult, unit: str, quantity: str = "accuracy") -> str:
+    slope, lo, hi = (fmt(quantity, v, sign=True) for v in (res.slope, res.lo, res.hi))
     return (
-        f"slope {signed(res.slope)} {unit}, 95% CI [{signed(res.lo)}, {signed(res.hi)}] "
-        f"(union of seed bootstrap and t over per-seed slopes), r = {fmt_num(res.r, 2)}, "
-        f"{res.n_points} runs over {res.n_clusters} seeds"
+        f"slope {slope} {unit}, 95% CI [{lo}, {hi}] (union of seed bootstrap and t over "
+        f"per-seed slopes), r = {fmt('correlation', res.r)}, {res.n_points} runs over "
+        f"{res.n_clusters} seeds"
     )
 
 
 def _diff_text(d: Paired) -> str:
-    return f"{signed(d.mean)} pt [{signed(d.lo)}, {signed(d.hi)}], n={d.n}"
+    mean, lo, hi = (fmt("accuracy", v, sign=True) for v in (d.mean, d.lo, d.hi))
+    return f"{mean} pt [{lo}, {hi}], n={d.n}"
 
 
 # --- one rendering per principle -----------------------------------------------------------------
@@ -107,10 +129,10 @@ def _render1(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
 
 def _render2(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
     per, metric, width = res.per, res.metric, res.facts["width"]
-    target = f"epochs to {res.facts['threshold']:.1f}% train top-1"
+    target = f"epochs to {fmt('accuracy', res.facts['threshold'])}% train top-1"
     points = _points(per, width, "epochs", series=per["coarse_module"].astype(str))
     points["note"] = [
-        f"final {fmt_num(f, 1)}%, {n}"
+        f"final {fmt('accuracy', f)}%, {n}"
         for f, n in zip(per[f"{metric}_mean"], points["note"], strict=True)
     ]
     path = plot_xy_ci(
@@ -123,7 +145,8 @@ def _render2(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
         logx=True,
     )
     verdict = (
-        f"{res.evidence}: {_slope_text(res.facts['speed'], f'{target} per doubling of width')}; "
+        f"{res.evidence}: "
+        f"{_slope_text(res.facts['speed'], f'{target} per doubling of width', 'epochs')}; "
         f"final {metric_label(metric)}: {_slope_text(res.facts['final'], 'pt per doubling')}"
     )
     detail = _detail(per, res.keys, {"epochs": target, metric: metric_label(metric)})
@@ -146,22 +169,24 @@ def _render3(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
     if not f:
         return path, f"inconclusive: {len(per)} reduce_ratio values, at least 4 needed", detail
     verdict = (
-        f"{res.evidence}: strongest reduction ({f['low']:g}) vs weakest ({f['high']:g}): "
-        f"{_diff_text(f['diff'])} seeds, at {f['macs_ratio']:.2f}x the MACs; "
-        f"'without much loss' = not below -{f['margin']:g} pt"
+        f"{res.evidence}: strongest reduction ({fmt('setting', f['low'])}) vs weakest "
+        f"({fmt('setting', f['high'])}): {_diff_text(f['diff'])} seeds, at "
+        f"{fmt('ratio', f['macs_ratio'])}x the MACs; "
+        f"'without much loss' = not below {fmt('setting', -f['margin'])} pt"
     )
     return path, verdict, detail
 
 
 def _config_name(config: tuple[float, float]) -> str:
-    return f"d={config[0]:g}, w={config[1]:g}"
+    return f"d={fmt('setting', config[0])}, w={fmt('setting', config[1])}"
 
 
 def _render4(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
     per, metric, tolerance = res.per, res.metric, res.facts["tolerance"]
     points = _points(per, "depth_mult", metric, flag=per["flag"])
     points["note"] = [
-        f"w={w:g}, {n}" for w, n in zip(per["width_mult"], points["note"], strict=True)
+        f"w={fmt('setting', w)}, {n}"
+        for w, n in zip(per["width_mult"], points["note"], strict=True)
     ]
     path = plot_xy_ci(
         points,
@@ -170,10 +195,12 @@ def _render4(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
         ylabel=metric_label(metric),
         title="principle 4: balance width and depth at equal MACs",
         caption=caption,
-        flag_label=f"MACs off the family median by > {tolerance:.0%}",
+        flag_label=f"MACs off the family median by > {fmt('percent', 100 * tolerance)}%",
     )
     detail = _detail(per, res.keys, {metric: metric_label(metric)})
-    detail["MACs vs family median"] = [f"{signed(100 * v, 1)}%" for v in per["macs_dev"]]
+    detail["MACs vs family median"] = [
+        f"{fmt('percent', 100 * v, sign=True)}%" for v in per["macs_dev"]
+    ]
     detail["outside tolerance"] = per["flag"].map(lambda v: "yes" if v else "")
     return path, _balance_text(res), detail
 

@@ -8,6 +8,7 @@ principle study adds its principle's plot, verdict and detail (``archlab.report.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from archlab import __version__
-from archlab.analysis.claims import CLAIMS, get_claim, signed
+from archlab.analysis.claims import CLAIMS, get_claim
 from archlab.analysis.evidence import evaluate_claims, pooled_sd
 from archlab.analysis.principles import PRINCIPLES
 from archlab.analysis.stats import (
@@ -27,7 +28,15 @@ from archlab.analysis.stats import (
     summarize,
 )
 from archlab.io import write_atomic
-from archlab.report.doc import Doc, fmt_date, fmt_mean_ci, fmt_millions, fmt_num, write_doc
+from archlab.report.doc import (
+    Doc,
+    fmt,
+    fmt_date,
+    fmt_interval,
+    macs_unit,
+    quantity_of,
+    write_doc,
+)
 from archlab.report.plots import (
     MACS_LABEL,
     MACS_NOTE,
@@ -75,33 +84,33 @@ def _summary_view(summary: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame
         f"{r.n_runs} ({r.n_complete}/{r.n_diverged}/{r.n_failed})" for r in summary.itertuples()
     ]
     for m in metrics:
-        digits = 4 if m in ("test_nll", "test_ece") else 2
         out[f"{metric_label(m)} mean [95% CI]"] = [
-            fmt_mean_ci(a, b, c, digits)
+            fmt_interval(quantity_of(m), a, b, c)
             for a, b, c in zip(
                 summary[f"{m}_mean"], summary[f"{m}_ci_lo"], summary[f"{m}_ci_hi"], strict=True
             )
         ]
     if "test_top1_std" in summary.columns:
-        out["top-1 seed SD (pt)"] = summary["test_top1_std"].map(lambda v: fmt_num(v, 2))
+        out["top-1 seed SD (pt)"] = summary["test_top1_std"].map(lambda v: fmt("accuracy", v))
     if "macs" in summary.columns:
-        out["MACs (M)"] = summary["macs"].map(fmt_millions)
+        unit = macs_unit(summary["macs"])
+        out[f"MACs ({unit})"] = summary["macs"].map(lambda v: fmt("macs", v, unit=unit))
     if "params" in summary.columns:
-        out["params (M)"] = summary["params"].map(fmt_millions)
+        out["params"] = summary["params"].map(lambda v: fmt("count", v))
     if "train_time_s_mean" in summary.columns:
-        out["train time (s)"] = summary["train_time_s_mean"].map(lambda v: fmt_num(v, 0))
+        out["train time (s)"] = summary["train_time_s_mean"].map(lambda v: fmt("seconds", v))
     if "pareto" in summary.columns:
         out["Pareto"] = summary["pareto"].map(lambda v: "yes" if v else "")
     return out
 
 
 def _comparison_view(comp: pd.DataFrame) -> pd.DataFrame:
-    digits = [4 if m in ("test_nll", "test_ece") else 2 for m in comp["metric"]]
+    quantities = [quantity_of(m) for m in comp["metric"]]
 
     def interval(lo: str, hi: str) -> list[str]:
         return [
-            f"[{signed(a, d)}, {signed(b, d)}]"
-            for a, b, d in zip(comp[lo], comp[hi], digits, strict=True)
+            f"[{fmt(q, a, sign=True)}, {fmt(q, b, sign=True)}]"
+            for a, b, q in zip(comp[lo], comp[hi], quantities, strict=True)
         ]
 
     return pd.DataFrame(
@@ -111,12 +120,14 @@ def _comparison_view(comp: pd.DataFrame) -> pd.DataFrame:
             "group": comp["group"],
             "baseline": comp["baseline"],
             "paired seeds": comp["n_pairs"],
-            "mean diff": [signed(v, d) for v, d in zip(comp["mean_diff"], digits, strict=True)],
+            "mean diff": [
+                fmt(q, v, sign=True) for v, q in zip(comp["mean_diff"], quantities, strict=True)
+            ],
             "bootstrap 95% CI": interval("ci_lo", "ci_hi"),
             "t 95% CI": interval("t_lo", "t_hi"),
-            "sign-flip p": comp["p_value"].map(lambda v: fmt_num(v, 3)),
+            "sign-flip p": comp["p_value"].map(lambda v: fmt("p_value", v)),
             "verdict": [_verdict_text(r) for _, r in comp.iterrows()],
-            "MACs ratio": comp["macs_ratio"].map(lambda v: fmt_num(v, 3)),
+            "MACs ratio": comp["macs_ratio"].map(lambda v: fmt("ratio", v)),
         }
     )
 
@@ -152,9 +163,17 @@ def _recipe_section(doc: Doc, meta: Mapping[str, Any]) -> None:
     recipe = meta.get("recipe") or {}
     if recipe:
         doc.add("h2", "Recipe")
-        doc.add(
-            "table", pd.DataFrame({"key": list(recipe), "value": [str(v) for v in recipe.values()]})
-        )
+        values = [_setting_text(v) for v in recipe.values()]
+        doc.add("table", pd.DataFrame({"key": list(recipe), "value": values}))
+
+
+def _setting_text(value: object) -> str:
+    """A recipe value as shown: numbers in the "setting" / "count" formats, the rest as is."""
+    if isinstance(value, float):
+        return fmt("setting", value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return fmt("count", value)
+    return str(value)
 
 
 def _numerics_text(numerics: Mapping[str, Any] | None) -> str:
@@ -308,7 +327,7 @@ def _design_line(meta: Mapping[str, Any]) -> str:
     # hold it twice: show each look once; the wall clock restarts with each invocation
     rounds = list({r["seeds"]: r for r in reversed(record.get("rounds") or [])}.values())[::-1]
     seen = ", ".join(
-        f"{r['seeds']} ({len(r['open'])} open, {fmt_num(r.get('elapsed_s', float('nan')) / 60, 1)}"
+        f"{r['seeds']} ({len(r['open'])} open, {fmt('minutes', r.get('elapsed_s', math.nan) / 60)}"
         " min into its run)"
         for r in rounds
     )
@@ -329,8 +348,8 @@ def _noise_line(runs: pd.DataFrame) -> str:
         return "Pooled seed SD of test top-1: not computed (needs 4+ variants and 2+ seeds)."
     sd, df = pooled
     return (
-        f"Pooled seed SD of test top-1: {fmt_num(sd, 2)} pt (residual of an OLS with variant and "
-        f"seed factors, {fmt_num(df, 0)} df, {n_seeds} seeds)."
+        f"Pooled seed SD of test top-1: {fmt('accuracy', sd)} pt (residual of an OLS with variant "
+        f"and seed factors, {fmt('count', df)} df, {n_seeds} seeds)."
     )
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "count_trials",
     "fail_stale",
     "heartbeat",
+    "metric_attrs",
     "score",
     "train_trial",
 ]
@@ -88,10 +89,34 @@ def train_trial(trial: optuna.Trial) -> RunResult:
     with contextlib.suppress(Exception):  # a diagnostic column; never fail a run over it
         # inside: missing data must fail this run (recorded above), not kill the worker
         trial.set_user_attr("min_repr", _min_repr(attrs["model"], spec, config))
-    trial.set_user_attr("result", result.to_dict())
+    for name, value in metric_attrs(result).items():
+        trial.set_user_attr(name, value)
+    trial.set_user_attr("result", result.to_dict())  # last: "result" marks a finished run
     if result.status == "failed":
         raise RunFailed(result.error)
     return result
+
+
+#: Trial attrs of the run's own that a metric must not overwrite.
+RESERVED_ATTRS = frozenset(
+    {"key", "model", "scale", "label", "seed", "spec", "recipe", "owner", "version", "commit",
+     "epoch", "min_repr", "result", "duplicate_of", "reused_from", "error"}
+)  # fmt: skip
+
+
+def metric_attrs(result: RunResult) -> dict[str, Any]:
+    """A result's status, cost and scalar final metrics as flat trial attrs.
+
+    ``result`` holds them too, nested in JSON that optuna-dashboard cuts at 1,024 characters
+    (before the metrics); as attrs of their own they are sortable columns of its trial table.
+    Non-finite values (a diverged run) are left out.
+    """
+    out: dict[str, Any] = {"status": result.status, "macs": result.macs, "params": result.params}
+    for name, value in result.final.items():
+        scalar = isinstance(value, int | float) and not isinstance(value, bool)
+        if scalar and math.isfinite(value) and name not in RESERVED_ATTRS:
+            out[name] = float(value)
+    return out
 
 
 def _min_repr(model: str, spec: ArchSpec, config: TrainConfig) -> float:
