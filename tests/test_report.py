@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from archlab.analysis.principles import PRINCIPLES, analyze, epochs_to_reach
+from archlab.analysis.stats import compare_to_baseline
 from archlab.report.doc import Doc, fmt_mean_ci, fmt_millions, fmt_num, md_table, to_markdown
 from archlab.report.plots import PNG_SIGNATURE
 from archlab.report.principles import evidence_of, render_principles, run_principle
@@ -164,6 +165,41 @@ def test_reliability_adds_diagram_and_calibration_columns(tmp_path):
     assert "test ECE" in md and "test NLL" in md
     comps = pd.read_csv(tmp_path / "comparisons.csv")
     assert set(comps["metric"]) == {"test_top1", "test_nll", "test_ece"}
+
+
+def test_lower_nll_and_ece_are_better(tmp_path):
+    """NLL and ECE are lower-is-better: a variant 1 pt less accurate but better calibrated is
+    'worse' on top-1 and 'better' on NLL and ECE, in the analysis and in the report."""
+    rows = []
+    for seed in SEEDS:
+        jitter = 0.001 * (seed % 2)  # paired noise the variant does not share exactly
+        rows += [
+            _run("baseline", seed, 90.0 + 0.3 * seed, 30e6, test_nll=0.40, test_ece=0.050),
+            _run(
+                "calibrated",
+                seed,
+                89.0 + 0.3 * seed + jitter,
+                30e6,
+                test_nll=0.30 + jitter,
+                test_ece=0.020 + jitter,
+            ),
+        ]
+    runs = pd.DataFrame(rows)
+    for metric, verdict in (("test_top1", "worse"), ("test_nll", "better"), ("test_ece", "better")):
+        comp = compare_to_baseline(runs, metric, n_boot=200)
+        assert comp["verdict"].tolist() == [verdict], metric
+        assert comp["mean_diff"].iloc[0] < 0  # variant minus baseline: lower in all three
+    conf = np.linspace(0.05, 0.95, 15)
+    bins = {"bin_conf": conf.tolist(), "bin_acc": conf.tolist(), "bin_count": [5] * 15}
+    runs["reliability"] = json.dumps(bins)  # calibration data: the report compares NLL and ECE
+    meta = {**META, "claims": [], "title": "calibration"}
+    render_report(runs, pd.DataFrame(), meta, tmp_path, n_boot=200)
+    comp = pd.read_csv(tmp_path / "comparisons.csv").set_index("metric")
+    assert comp.loc[["test_top1", "test_nll", "test_ece"], "verdict"].tolist() == [
+        "worse",
+        "better",
+        "better",
+    ]
 
 
 def test_reliability_bins_pool_by_count():

@@ -137,8 +137,13 @@ def _cached_by_files(fn: Callable[..., Source]) -> Callable[..., Source]:
 
 
 def _check_labels(path: Path, labels: torch.Tensor, num_classes: int) -> None:
-    if len(labels) and int(labels.max()) >= num_classes:
-        raise DataError(f"{path}: label {int(labels.max())} out of range for {num_classes} classes")
+    if not len(labels):
+        return
+    # a pickled CIFAR batch may hold any integer: a negative label is as wrong as a large one
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= num_classes:
+        bad = low if low < 0 else high
+        raise DataError(f"{path}: label {bad} out of range for {num_classes} classes")
 
 
 # ---- IDX files (Fashion-MNIST, MNIST and friends) ----------------------------------------------
