@@ -88,3 +88,31 @@ def test_principle4_vertex_of_a_quadratic_in_log_depth() -> None:
     assert res.evidence == "agrees"
     flat = analyze(4, _runs(cells, lambda c: 0.0))
     assert flat.evidence == "inconclusive"
+
+
+@pytest.mark.parametrize(("faster", "evidence"), [(2.0, "agrees"), (-2.0, "disagrees")])
+def test_principle2_at_equal_macs_pairs_epochs_to_a_fixed_threshold(
+    faster: float, evidence: str
+) -> None:
+    # the expanded bank's validation curve climbs `faster` points an epoch more than the plain
+    cells = [{"coarse_module": "expanded", "width_mult": 1.0}]
+    cells.append({"coarse_module": "plain", "width_mult": 1.02})
+    runs = _runs(
+        cells, lambda c: 0.0, macs=lambda c: 40e6 * (1 + (c["coarse_module"] == "plain") / 100)
+    )
+    rng = np.random.default_rng(1)
+    curves = pd.DataFrame(
+        {
+            "run_key": r.run_key,
+            "epoch": e,
+            "val_top1": 60 + (8 + faster * (r.coarse_module == "expanded")) * e + rng.normal(0, 1),
+        }
+        for r in runs.itertuples()
+        for e in range(1, 11)
+    )
+    res = analyze(2, runs, curves, curve="val_top1", threshold=80.0)
+    assert res.evidence == evidence
+    speed = res.facts["paired_speed"]
+    # 20 points to climb: 2.5 epochs at 8/epoch vs 2.0 at 10/epoch (or 3.33 at 6/epoch)
+    expected = 20 / (8 + faster) - 20 / 8
+    assert speed.lo < expected < speed.hi

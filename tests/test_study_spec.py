@@ -36,6 +36,20 @@ def write(tmp_path: Path, text: str, name: str = "s") -> Path:
 # --- validation --------------------------------------------------------------------------------
 
 BAD = {
+    "analysis for a compare study": (
+        "name: s\nvariants:\n  one_factor:\n    - {conv5x5: 5x5}\nanalysis: {threshold: 80}\n",
+        "analysis: only for kind: principle2, principle4 (this is compare)",
+    ),
+    "analysis curve": (
+        "name: s\nkind: principle2\n"
+        "variants:\n  one_factor:\n    - {conv5x5: 5x5}\nanalysis: {curve: val_loss}\n",
+        "analysis.curve: 'val_loss' is not a curve; valid: val_top1, train_top1, test_top1",
+    ),
+    "analysis threshold": (
+        "name: s\nkind: principle2\n"
+        "variants:\n  one_factor:\n    - {conv5x5: 5x5}\nanalysis: {threshold: 180}\n",
+        "analysis.threshold: 180 is not a top-1 in (0, 100) %",
+    ),
     "unknown top key": ("name: s\nnmae: x\n", "nmae: unknown key; valid: name, title"),
     "unknown axis": (
         "name: s\nvariants:\n  one_factor:\n    - {conv9x9: a}\n",

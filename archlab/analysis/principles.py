@@ -199,10 +199,10 @@ def epochs_to_reach(curve: pd.DataFrame, threshold: float, metric: str = "train_
     return math.nan
 
 
-def _common_threshold(curves: pd.DataFrame, run_keys: pd.Series) -> float:
-    """90% of the weakest run's best training accuracy: a level every run reaches."""
+def _common_threshold(curves: pd.DataFrame, run_keys: pd.Series, curve: str) -> float:
+    """90% of the weakest run's best accuracy on the curve: a level every run reaches."""
     mine = curves[curves["run_key"].isin(run_keys)]
-    best = mine.groupby("run_key")["train_top1"].max().dropna()
+    best = mine.groupby("run_key")[curve].max().dropna()
     return math.floor(0.9 * float(best.min()) * 10) / 10 if len(best) else math.nan
 
 
@@ -212,23 +212,30 @@ def principle2(
     *,
     metric: str = "test_top1",
     threshold: float | None = None,
+    curve: str = "train_top1",
 ) -> PrincipleResult:
     """Epochs to a fixed training accuracy, and final accuracy, against the coarse-grid width.
 
     ``per`` analyses ``epochs`` and ``metric``. facts: ``width`` (the width column),
-    ``threshold`` (train top-1 %, default: ``_common_threshold``), ``speed`` and ``final``
-    (SlopeResults of epochs and of accuracy on log2(width)); wider should train faster.
+    ``curve`` and ``threshold`` (its top-1 %, default: ``_common_threshold``), ``speed`` and
+    ``final`` (SlopeResults of epochs and of accuracy on log2(width)); wider should train faster.
+    When the runs are the expanded and the plain coarse module at equal MACs (the iso-MAC
+    design), facts are instead ``speed`` and ``final`` as Paired differences expanded - plain
+    (epochs to the threshold; final accuracy): agrees when the expanded bank reaches it sooner.
     """
     width = "coarse_width" if "coarse_width" in runs.columns else "width_mult"
     df = _complete(runs, width, metric)
-    if curves is None or not {"run_key", "epoch", "train_top1"} <= set(curves.columns):
-        curves = pd.DataFrame(columns=["run_key", "epoch", "train_top1"])
+    if curves is None or not {"run_key", "epoch", curve} <= set(curves.columns):
+        curves = pd.DataFrame(columns=["run_key", "epoch", curve])
     if threshold is None:
-        threshold = _common_threshold(curves, df["run_key"])
+        threshold = _common_threshold(curves, df["run_key"], curve)
     by_run = {k: g for k, g in curves.groupby("run_key")}
     df["epochs"] = [
-        epochs_to_reach(by_run[k], threshold) if k in by_run else math.nan for k in df["run_key"]
+        epochs_to_reach(by_run[k], threshold, curve) if k in by_run else math.nan
+        for k in df["run_key"]
     ]
+    if _iso_modules(df):
+        return _paired_speed(df, metric, threshold, curve)
     if "coarse_module" not in df.columns:
         df["coarse_module"] = ""
     keys = ("coarse_module", width)
@@ -236,10 +243,29 @@ def principle2(
     speed = bootstrap_slope(x, df["epochs"], df["seed"])
     final = bootstrap_slope(x, df[metric], df["seed"])
     evidence = judge("worse", speed.lo, speed.hi)  # fewer epochs when wider: a negative slope
-    facts = {"width": width, "threshold": threshold, "speed": speed, "final": final}
+    facts = {"width": width, "curve": curve, "threshold": threshold, "speed": speed, "final": final}
     return PrincipleResult(
         2, evidence, _per_config(df, keys, ["epochs", metric]), keys, metric, facts
     )
+
+
+def _iso_modules(df: pd.DataFrame) -> bool:
+    """The expanded and the plain coarse module, both present, at MACs within 15%."""
+    if "coarse_module" not in df.columns or set(df["coarse_module"]) != {"expanded", "plain"}:
+        return False
+    macs = df.groupby("coarse_module")["macs"].median()
+    return bool(macs.max() / macs.min() <= 1.15)
+
+
+def _paired_speed(df: pd.DataFrame, metric: str, threshold: float, curve: str) -> PrincipleResult:
+    exp, plain = (df[df["coarse_module"] == m] for m in ("expanded", "plain"))
+    speed = _paired(exp, plain, "epochs")
+    final = _paired(exp, plain, metric)
+    evidence = judge("worse", speed.lo, speed.hi)  # fewer epochs for the expanded bank
+    keys = ("coarse_module", "width_mult")
+    facts = {"curve": curve, "threshold": threshold, "paired_speed": speed, "paired_final": final}
+    per = _per_config(df, keys, ["epochs", metric])
+    return PrincipleResult(2, evidence, per, keys, metric, facts)
 
 
 def principle3(

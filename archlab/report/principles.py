@@ -162,6 +162,8 @@ def _render1_squeeze(res: PrincipleResult, caption: str, out_dir: Path) -> Rende
 
 
 def _render2(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
+    if "paired_speed" in res.facts:
+        return _render2_paired(res, caption, out_dir)
     per, metric, width = res.per, res.metric, res.facts["width"]
     target = f"epochs to {fmt('accuracy', res.facts['threshold'])}% train top-1"
     points = _points(per, width, "epochs", series=per["coarse_module"].astype(str))
@@ -182,6 +184,35 @@ def _render2(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
         f"{res.evidence}: "
         f"{_slope_text(res.facts['speed'], f'{target} per doubling of width', 'epochs')}; "
         f"final {metric_label(metric)}: {_slope_text(res.facts['final'], 'pt per doubling')}"
+    )
+    detail = _detail(per, res.keys, {"epochs": target, metric: metric_label(metric)})
+    detail.insert(3, "not reached", per["epochs_missing"])
+    return path, verdict, detail
+
+
+def _epochs_text(d: Paired) -> str:
+    mean, lo, hi = (fmt("epochs", v, sign=True) for v in (d.mean, d.lo, d.hi))
+    return f"{mean} epochs [{lo}, {hi}], n={d.n}"
+
+
+def _render2_paired(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
+    per, metric, f = res.per, res.metric, res.facts
+    curve = metric_label(f["curve"])
+    target = f"epochs to {fmt('accuracy', f['threshold'])}% {curve}"
+    points = _points(per, "width_mult", "epochs", series=per["coarse_module"].astype(str))
+    path = plot_xy_ci(
+        points,
+        out_dir / "principle2.png",
+        xlabel="width multiplier (solved for equal MACs)",
+        ylabel=target,
+        title="principle 2: higher-dimensional representations train faster (equal MACs)",
+        caption=caption,
+    )
+    verdict = (
+        f"{res.evidence}: at equal MACs, expanded minus plain coarse module: "
+        f"{_epochs_text(f['paired_speed'])} to {fmt('accuracy', f['threshold'])}% {curve} "
+        f"(the threshold fixed in the study file); final {metric_label(metric)}: "
+        f"{_diff_text(f['paired_final'])}"
     )
     detail = _detail(per, res.keys, {"epochs": target, metric: metric_label(metric)})
     detail.insert(3, "not reached", per["epochs_missing"])

@@ -443,7 +443,7 @@ def _principle_section(
         "statement": get_claim(f"principle{n}").text,
     }
     url = storage or default_storage(name, results_dir)
-    runs = pd.DataFrame()
+    runs, smeta = pd.DataFrame(), {}
     if is_url(url) or Path(url).exists():
         stored = {s.study_name for s in open_storage(url).get_all_studies()}
         # only a study never run at this scale is "not run"; any other error is the page's
@@ -455,6 +455,6 @@ def _principle_section(
     if runs.empty:
         section["verdict"] = f"not run (archlab study run studies/{name}.yaml --scale {scale})"
     else:
-        plot, verdict, detail = run_principle(n, runs, curves, out)
+        plot, verdict, detail = run_principle(n, runs, curves, out, **smeta.get("analysis", {}))
         section.update(plot=plot, verdict=verdict, detail=detail)
     return section
