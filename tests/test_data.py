@@ -493,6 +493,19 @@ def test_resize_and_channel_stats(tmp_path):
     assert syn.std[0] == pytest.approx(x.std(unbiased=False).item(), abs=1e-12)
 
 
+def test_upsample_keeps_the_low_resolution_information_at_the_larger_size():
+    low = load_dataset("synthetic:200", resize=14, val_size=20)
+    up = load_dataset("synthetic:200", resize=14, upsample=28, val_size=20)
+    assert up.train_x.shape == (180, 1, 28, 28) and up.test_x.shape == (50, 1, 28, 28)
+    # back down to 14 px the upsampled images are close to the low-resolution ones, far closer
+    # than they are to the full-resolution images at 28 px: the detail is gone, none comes back
+    again = sources.resize_images(up.train_x, 14).float()
+    full = load_dataset("synthetic:200", val_size=20)
+    kept = (again - low.train_x.float()).abs().mean()
+    lost = (up.train_x.float() - full.train_x.float()).abs().mean()
+    assert kept < lost / 2, (kept, lost)
+
+
 # ---- normalize, augment, batches -----------------------------------------------------------------
 
 

@@ -149,11 +149,6 @@ def test_edf_reliability_and_xy(tmp_path, figures):
     assert labels(figures["xy.png"]) == [("x (unit)", "y (%)")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="plot_edf's y label 'fraction of models with error <= x' names its unit without "
-    "parentheses (archlab/report/plots.py); remove this mark once it reads '... (fraction)'",
-)
 def test_edf_y_axis_has_a_unit_in_parentheses(tmp_path, figures):
     plot_edf({"all": [8.0, 9.5, 7.2]}, tmp_path / "edf.png", caption=CAP)
     ((_, y),) = labels(figures["edf.png"])

@@ -390,3 +390,23 @@ def test_doc_tables_and_number_formats(tmp_path):
     assert to_markdown(doc, tmp_path) == "## t\n\n| x |\n|---|\n| 1 |\n"
     with pytest.raises(ValueError, match="unknown block kind 'h4'"):
         doc.add("h4", "t")
+
+
+def test_whole_model_cost_rows_judge_5g_macs_and_25m_params():
+    from archlab.report.flops import whole_model_rows
+
+    sweeps = {
+        "inception_v3_paper": [
+            {"model": "inception_v3_paper", "macs": 5.2e9, "params": 23_000_000, "is_default": 1},
+            {"model": "inception_v3_paper", "macs": 9e9, "params": 30_000_000, "is_default": 0},
+        ]
+    }
+    ref = {"model": "inception_v3_tv", "macs": 6.5e9, "params": 27_000_000}
+    rows = whole_model_rows(sweeps, ref)
+    verdicts = [(claim, model, verdict) for claim, _, model, _, verdict in rows]
+    assert verdicts == [
+        ("v3_macs", "`inception_v3_paper`", "agrees"),
+        ("v3_params", "`inception_v3_paper`", "agrees"),
+        ("v3_macs", "`inception_v3_tv`", "disagrees"),  # 1.3x: outside 20%
+        ("v3_params", "`inception_v3_tv`", "disagrees"),
+    ]

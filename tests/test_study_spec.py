@@ -36,6 +36,20 @@ def write(tmp_path: Path, text: str, name: str = "s") -> Path:
 # --- validation --------------------------------------------------------------------------------
 
 BAD = {
+    "analysis for a compare study": (
+        "name: s\nvariants:\n  one_factor:\n    - {conv5x5: 5x5}\nanalysis: {threshold: 80}\n",
+        "analysis: only for kind: principle2, principle4 (this is compare)",
+    ),
+    "analysis curve": (
+        "name: s\nkind: principle2\n"
+        "variants:\n  one_factor:\n    - {conv5x5: 5x5}\nanalysis: {curve: val_loss}\n",
+        "analysis.curve: 'val_loss' is not a curve; valid: val_top1, train_top1, test_top1",
+    ),
+    "analysis threshold": (
+        "name: s\nkind: principle2\n"
+        "variants:\n  one_factor:\n    - {conv5x5: 5x5}\nanalysis: {threshold: 180}\n",
+        "analysis.threshold: 180 is not a top-1 in (0, 100) %",
+    ),
     "unknown top key": ("name: s\nnmae: x\n", "nmae: unknown key; valid: name, title"),
     "unknown axis": (
         "name: s\nvariants:\n  one_factor:\n    - {conv9x9: a}\n",
@@ -266,7 +280,16 @@ def _other(value: object, hint: object, name: str) -> object:
         return not value
     if name == "n":
         return value + 2
-    if name in ("dropout", "label_smoothing", "momentum", "rmsprop_decay", "exp_gamma"):
+    if name == "stem_stride":
+        return 2
+    if name in (
+        "dropout",
+        "label_smoothing",
+        "momentum",
+        "rmsprop_decay",
+        "exp_gamma",
+        "squeeze_ratio",
+    ):
         return value / 2 if value else 0.1
     if isinstance(value, int | float):
         return value + 1
@@ -309,8 +332,12 @@ def test_integer_and_float_spellings_give_one_key(tmp_path: Path) -> None:
 def _key_without_revisions(spec: ArchSpec, config: TrainConfig) -> str:
     import hashlib
 
-    recipe = {k: v for k, v in config.to_dict().items() if k != "precise_bn" or v}
-    doc = {"model": "inception_mini", "spec": spec.to_dict(), "recipe": recipe, "scale": "quick"}
+    from archlab.arch.spec import ADDED_SPEC_FIELDS
+    from archlab.train.config import ADDED_FIELDS
+
+    recipe = {k: v for k, v in config.to_dict().items() if ADDED_FIELDS.get(k, object()) != v}
+    arch = {k: v for k, v in spec.to_dict().items() if ADDED_SPEC_FIELDS.get(k, object()) != v}
+    doc = {"model": "inception_mini", "spec": arch, "recipe": recipe, "scale": "quick"}
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -45,6 +45,9 @@ DESIGN_AXES = (
     "n",
     "dropout",
     "aux_weight",
+    "stem_stride",
+    "squeeze_at",
+    "squeeze_ratio",
 )
 #: Recipe fields a claim's two cells must share too (the seed pairs them; it is not a design).
 RECIPE_AXES = tuple(f for f in TrainConfig().to_dict() if f != "seed")
@@ -316,6 +319,8 @@ CLAIMS: dict[str, Claim] = {
             reference="*",
             expected="close",
             margin=1.5,
+            # Sec. 9: the network changes only in its first layers' stride, which keeps the grids
+            along=("stem_stride",),
         ),
         Claim(
             id="principle1",

@@ -17,14 +17,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import statsmodels.api as sm
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.weightstats import ttost_paired
 
 from archlab.analysis.claims import get_claim, judge
 from archlab.analysis.stats import bootstrap_slope, mean_ci, paired_diff, prepare_runs
 
 __all__ = [
     "PRINCIPLES",
+    "Estimate",
     "Paired",
     "PrincipleResult",
+    "seed_ols",
     "analyze",
     "balance",
     "epochs_to_reach",
@@ -99,17 +105,52 @@ def _paired(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> Paired:
     return Paired(r.mean_diff, min(r.ci_lo, r.t_lo), max(r.ci_hi, r.t_hi), r.n)
 
 
+@dataclass(frozen=True)
+class Estimate:
+    """A fitted quantity with its 95% interval and two-sided p-value."""
+
+    value: float
+    lo: float
+    hi: float
+    p: float
+
+
+def seed_ols(df: pd.DataFrame, metric: str, terms: Mapping[str, np.ndarray]) -> Any:
+    """OLS of ``metric`` on the named ``terms`` plus one intercept per seed (the seeds pair)."""
+    seeds = pd.get_dummies(df["seed"].astype(str), dtype=float)
+    x = pd.concat([seeds.reset_index(drop=True), pd.DataFrame(dict(terms))], axis=1)
+    return sm.OLS(df[metric].to_numpy(float), x).fit()
+
+
+def _estimate(fit: Any, contrast: Mapping[str, float]) -> Estimate:
+    """A linear combination of a fit's coefficients, with its t interval."""
+    vec = np.array([contrast.get(name, 0.0) for name in fit.model.exog_names])
+    t = fit.t_test(vec)
+    lo, hi = np.asarray(t.conf_int(alpha=0.05)).ravel()
+    return Estimate(
+        float(np.ravel(t.effect)[0]), float(lo), float(hi), float(np.ravel(t.pvalue)[0])
+    )
+
+
 # --- the four analyses ---------------------------------------------------------------------------
+
+#: squeeze positions from early to late (principle 1: "especially early")
+SQUEEZE_ORDER = ("stem", "stage_a", "stage_b")
 
 
 def principle1(
     runs: pd.DataFrame, curves: pd.DataFrame | None = None, *, metric: str = "test_top1"
 ) -> PrincipleResult:
-    """Accuracy against the smallest representation size (relative to the first stage).
+    """Accuracy against a squeeze's ratio and place (or the smallest representation size).
 
-    facts: ``slope``, the SlopeResult of accuracy on log2(min_repr); accuracy should rise as
-    the bottleneck eases.
+    With ``squeeze_at``/``squeeze_ratio`` runs (the iso-MAC design): facts ``slopes`` (per place,
+    Estimate of pt per halving of the channels kept, positive = the squeeze hurts), ``mean``
+    (their average) and ``early_minus_late`` (the first place's slope minus the last's, the
+    interaction). Agrees when the squeeze hurts and hurts more early, both at 95%; disagrees
+    when either points the other way. Otherwise facts ``slope``: accuracy on log2(min_repr).
     """
+    if "squeeze_at" in runs.columns and (runs["squeeze_at"].fillna("none") != "none").any():
+        return _squeeze_design(runs, metric)
     df = _complete(runs, "min_repr", metric)
     df = df[df["min_repr"] > 0]
     if "grid_reduction" not in df.columns:
@@ -120,6 +161,31 @@ def principle1(
     return PrincipleResult(
         1, evidence, _per_config(df, keys, [metric]), keys, metric, {"slope": slope}
     )
+
+
+def _squeeze_design(runs: pd.DataFrame, metric: str) -> PrincipleResult:
+    df = _complete(runs, "squeeze_at", "squeeze_ratio", metric).reset_index(drop=True)
+    df["squeeze_at"] = df["squeeze_at"].fillna("none")
+    places = [p for p in SQUEEZE_ORDER if (df["squeeze_at"] == p).any()]
+    halvings = -np.log2(df["squeeze_ratio"].to_numpy(float))  # 0 for the unsqueezed baseline
+    terms = {p: halvings * (df["squeeze_at"] == p).to_numpy(float) for p in places}
+    keys = ("squeeze_at", "squeeze_ratio")
+    per = _per_config(df, keys, [metric])
+    if len(places) < 2 or df["seed"].nunique() < 2:
+        return PrincipleResult(1, "inconclusive", per, keys, metric, {"n_places": len(places)})
+    fit = seed_ols(df, metric, terms)
+    # the model's slope is accuracy per halving; the principle's loss per halving is its negative
+    slopes = {p: _estimate(fit, {p: -1.0}) for p in places}
+    mean = _estimate(fit, {p: -1.0 / len(places) for p in places})
+    inter = _estimate(fit, {places[0]: -1.0, places[-1]: 1.0})
+    if mean.lo > 0 and inter.lo > 0:
+        evidence = "agrees"
+    elif mean.hi < 0 or inter.hi < 0:
+        evidence = "disagrees"
+    else:
+        evidence = "inconclusive"
+    facts = {"slopes": slopes, "mean": mean, "early_minus_late": inter, "places": places}
+    return PrincipleResult(1, evidence, per, keys, metric, facts)
 
 
 def epochs_to_reach(curve: pd.DataFrame, threshold: float, metric: str = "train_top1") -> float:
@@ -133,10 +199,10 @@ def epochs_to_reach(curve: pd.DataFrame, threshold: float, metric: str = "train_
     return math.nan
 
 
-def _common_threshold(curves: pd.DataFrame, run_keys: pd.Series) -> float:
-    """90% of the weakest run's best training accuracy: a level every run reaches."""
+def _common_threshold(curves: pd.DataFrame, run_keys: pd.Series, curve: str) -> float:
+    """90% of the weakest run's best accuracy on the curve: a level every run reaches."""
     mine = curves[curves["run_key"].isin(run_keys)]
-    best = mine.groupby("run_key")["train_top1"].max().dropna()
+    best = mine.groupby("run_key")[curve].max().dropna()
     return math.floor(0.9 * float(best.min()) * 10) / 10 if len(best) else math.nan
 
 
@@ -146,23 +212,30 @@ def principle2(
     *,
     metric: str = "test_top1",
     threshold: float | None = None,
+    curve: str = "train_top1",
 ) -> PrincipleResult:
     """Epochs to a fixed training accuracy, and final accuracy, against the coarse-grid width.
 
     ``per`` analyses ``epochs`` and ``metric``. facts: ``width`` (the width column),
-    ``threshold`` (train top-1 %, default: ``_common_threshold``), ``speed`` and ``final``
-    (SlopeResults of epochs and of accuracy on log2(width)); wider should train faster.
+    ``curve`` and ``threshold`` (its top-1 %, default: ``_common_threshold``), ``speed`` and
+    ``final`` (SlopeResults of epochs and of accuracy on log2(width)); wider should train faster.
+    When the runs are the expanded and the plain coarse module at equal MACs (the iso-MAC
+    design), facts are instead ``speed`` and ``final`` as Paired differences expanded - plain
+    (epochs to the threshold; final accuracy): agrees when the expanded bank reaches it sooner.
     """
     width = "coarse_width" if "coarse_width" in runs.columns else "width_mult"
     df = _complete(runs, width, metric)
-    if curves is None or not {"run_key", "epoch", "train_top1"} <= set(curves.columns):
-        curves = pd.DataFrame(columns=["run_key", "epoch", "train_top1"])
+    if curves is None or not {"run_key", "epoch", curve} <= set(curves.columns):
+        curves = pd.DataFrame(columns=["run_key", "epoch", curve])
     if threshold is None:
-        threshold = _common_threshold(curves, df["run_key"])
+        threshold = _common_threshold(curves, df["run_key"], curve)
     by_run = {k: g for k, g in curves.groupby("run_key")}
     df["epochs"] = [
-        epochs_to_reach(by_run[k], threshold) if k in by_run else math.nan for k in df["run_key"]
+        epochs_to_reach(by_run[k], threshold, curve) if k in by_run else math.nan
+        for k in df["run_key"]
     ]
+    if _iso_modules(df):
+        return _paired_speed(df, metric, threshold, curve)
     if "coarse_module" not in df.columns:
         df["coarse_module"] = ""
     keys = ("coarse_module", width)
@@ -170,10 +243,29 @@ def principle2(
     speed = bootstrap_slope(x, df["epochs"], df["seed"])
     final = bootstrap_slope(x, df[metric], df["seed"])
     evidence = judge("worse", speed.lo, speed.hi)  # fewer epochs when wider: a negative slope
-    facts = {"width": width, "threshold": threshold, "speed": speed, "final": final}
+    facts = {"width": width, "curve": curve, "threshold": threshold, "speed": speed, "final": final}
     return PrincipleResult(
         2, evidence, _per_config(df, keys, ["epochs", metric]), keys, metric, facts
     )
+
+
+def _iso_modules(df: pd.DataFrame) -> bool:
+    """The expanded and the plain coarse module, both present, at MACs within 15%."""
+    if "coarse_module" not in df.columns or set(df["coarse_module"]) != {"expanded", "plain"}:
+        return False
+    macs = df.groupby("coarse_module")["macs"].median()
+    return bool(macs.max() / macs.min() <= 1.15)
+
+
+def _paired_speed(df: pd.DataFrame, metric: str, threshold: float, curve: str) -> PrincipleResult:
+    exp, plain = (df[df["coarse_module"] == m] for m in ("expanded", "plain"))
+    speed = _paired(exp, plain, "epochs")
+    final = _paired(exp, plain, metric)
+    evidence = judge("worse", speed.lo, speed.hi)  # fewer epochs for the expanded bank
+    keys = ("coarse_module", "width_mult")
+    facts = {"curve": curve, "threshold": threshold, "paired_speed": speed, "paired_final": final}
+    per = _per_config(df, keys, ["epochs", metric])
+    return PrincipleResult(2, evidence, per, keys, metric, facts)
 
 
 def principle3(
@@ -183,7 +275,11 @@ def principle3(
 
     Needs at least 4 ratios (else inconclusive, facts empty). facts: ``low`` and ``high``
     (the strongest and weakest reduction), ``diff`` (Paired, low - high), ``macs_ratio``
-    (low / high) and ``margin`` (points): "without much loss" = diff not below -margin.
+    (low / high), ``margin`` (points) and ``tost``: per reduced ratio (its Paired difference
+    against the weakest reduction, the Holm-adjusted TOST p-value against +-margin, equivalent
+    or not); ``smallest`` is the smallest ratio still equivalent. Agrees when some reduced
+    ratio is equivalent to the weakest reduction; disagrees when the mildest reduction is
+    worse by more than the margin (one-sided, Holm); at equal MACs the net is widened.
     """
     df = _complete(runs, "reduce_ratio", metric)
     keys = ("reduce_ratio",)
@@ -191,6 +287,8 @@ def principle3(
     if len(per) < 4:
         return PrincipleResult(3, "inconclusive", per, keys, metric)
     margin = get_claim("principle3").margin
+    if df["macs"].nunique() > 1 and per["macs"].max() / per["macs"].min() < 1.15:
+        return _tost_design(df, per, keys, metric, margin)
     low, high = per["reduce_ratio"].iloc[0], per["reduce_ratio"].iloc[-1]
     diff = _paired(df[df["reduce_ratio"] == low], df[df["reduce_ratio"] == high], metric)
     facts = {
@@ -201,6 +299,47 @@ def principle3(
         "margin": margin,
     }
     return PrincipleResult(3, judge("no_worse", diff.lo, diff.hi, margin), per, keys, metric, facts)
+
+
+def _tost_design(
+    df: pd.DataFrame, per: pd.DataFrame, keys: tuple[str, ...], metric: str, margin: float
+) -> PrincipleResult:
+    """Principle 3 at equal MACs: which reduced ratios are equivalent to the weakest one."""
+    high = float(per["reduce_ratio"].iloc[-1])
+    ref = df[df["reduce_ratio"] == high].groupby("seed")[metric].mean()
+    rows, p_equiv, p_worse = [], [], []
+    for ratio in per["reduce_ratio"].iloc[:-1]:
+        mine = df[df["reduce_ratio"] == ratio].groupby("seed")[metric].mean()
+        seeds = mine.index.intersection(ref.index)
+        a, b = mine[seeds].to_numpy(float), ref[seeds].to_numpy(float)
+        diff = _paired(df[df["reduce_ratio"] == ratio], df[df["reduce_ratio"] == high], metric)
+        rows.append((float(ratio), diff))
+        p_equiv.append(ttost_paired(a, b, -margin, margin)[0] if len(seeds) >= 2 else 1.0)
+        d = a - b
+        sd = float(np.std(d, ddof=1)) if len(d) >= 2 else math.nan
+        t = (d.mean() + margin) / (sd / math.sqrt(len(d))) if sd > 0 else math.nan
+        p_worse.append(float(stats.t.cdf(t, len(d) - 1)) if math.isfinite(t) else 1.0)
+    adj_eq = multipletests(p_equiv, method="holm")[1]
+    adj_worse = multipletests(p_worse, method="holm")[1]
+    tost = [(r, d, float(p), bool(p < 0.05)) for (r, d), p in zip(rows, adj_eq, strict=True)]
+    equivalent = [r for r, _, _, ok in tost if ok]
+    if equivalent:
+        evidence = "agrees"
+    elif adj_worse[-1] < 0.05:  # the mildest reduction loses more than the margin
+        evidence = "disagrees"
+    else:
+        evidence = "inconclusive"
+    low = float(per["reduce_ratio"].iloc[0])
+    facts = {
+        "low": low,
+        "high": high,
+        "diff": rows[0][1],
+        "macs_ratio": float(per["macs"].iloc[0] / per["macs"].iloc[-1]),
+        "margin": margin,
+        "tost": tost,
+        "smallest": min(equivalent) if equivalent else None,
+    }
+    return PrincipleResult(3, evidence, per, keys, metric, facts)
 
 
 def principle4(
@@ -221,7 +360,35 @@ def principle4(
     per["macs_dev"] = per["macs"] / per["macs"].median() - 1.0
     per["flag"] = per["macs_dev"].abs() > tolerance
     evidence, facts = balance(df, per[~per["flag"]], metric)
-    return PrincipleResult(4, evidence, per, keys, metric, {"tolerance": tolerance, **facts})
+    on_budget = per[~per["flag"]]["depth_mult"]
+    vertex = _vertex(df[df["depth_mult"].isin(on_budget)].reset_index(drop=True), metric)
+    if vertex is not None and evidence != "disagrees":
+        inside = vertex["depth"].lo > on_budget.min() and vertex["depth"].hi < on_budget.max()
+        if vertex["curvature"].hi < 0 and inside:
+            evidence = "agrees"  # a concave fit peaking inside the sampled depths, at 95%
+    return PrincipleResult(
+        4, evidence, per, keys, metric, {"tolerance": tolerance, "vertex": vertex, **facts}
+    )
+
+
+def _vertex(df: pd.DataFrame, metric: str) -> dict[str, Estimate] | None:
+    """Quadratic in log2(depth) with seed intercepts: curvature and the best depth (delta method).
+
+    None with fewer than 4 depths or 2 seeds. ``depth`` is the vertex as a depth multiplier.
+    """
+    if df["depth_mult"].nunique() < 4 or df["seed"].nunique() < 2:
+        return None
+    ld = np.log2(df["depth_mult"].to_numpy(float))
+    fit = seed_ols(df, metric, {"l": ld, "l2": ld**2})
+    b1, b2 = fit.params["l"], fit.params["l2"]
+    curvature = _estimate(fit, {"l2": 1.0})
+    cov = fit.cov_params().loc[["l", "l2"], ["l", "l2"]].to_numpy()
+    # d(-b1 / 2 b2) / d(b1, b2) = (-1 / 2 b2, b1 / 2 b2^2)
+    grad = np.array([-1 / (2 * b2), b1 / (2 * b2**2)])
+    v, se = -b1 / (2 * b2), math.sqrt(float(grad @ cov @ grad))
+    half = float(stats.t.ppf(0.975, fit.df_resid)) * se
+    depth = Estimate(2.0**v, 2.0 ** (v - half), 2.0 ** (v + half), math.nan)
+    return {"curvature": curvature, "depth": depth}
 
 
 def balance(df: pd.DataFrame, per: pd.DataFrame, metric: str) -> tuple[str, dict[str, Any]]:

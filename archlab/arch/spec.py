@@ -22,11 +22,28 @@ STEM: Registry = Registry("stem", "the first convolutions of the net")
 GRID_REDUCTION: Registry = Registry("grid_reduction", "how the grid is halved between stages")
 AUX_HEAD: Registry = Registry("aux_head", "auxiliary classifier on the middle stage")
 COARSE_MODULE: Registry = Registry("coarse_module", "module of the coarsest grid")
+SQUEEZE_AT: Registry = Registry("squeeze_at", "where a 1x1 squeeze narrows the trunk (principle 1)")
+for _name, _where in (
+    ("none", "no squeeze"),
+    ("stem", "after the stem, before the first Inception stage (early)"),
+    ("stage_a", "after the first stage, before the first grid reduction"),
+    ("stage_b", "after the middle stage, before the second grid reduction (late)"),
+):
+    SQUEEZE_AT.add(_name, _name, description=_where, paper="Sec. 2, principle 1")
 
 #: The design axes, in the order reports list them.
 AXES: dict[str, Registry] = {
     r.kind: r
-    for r in (CONV5X5, CONV_NXN, FACTOR_ACT, STEM, GRID_REDUCTION, AUX_HEAD, COARSE_MODULE)
+    for r in (
+        CONV5X5,
+        CONV_NXN,
+        FACTOR_ACT,
+        STEM,
+        GRID_REDUCTION,
+        AUX_HEAD,
+        COARSE_MODULE,
+        SQUEEZE_AT,
+    )
 }
 
 #: Numeric knobs: name -> (help, lower bound, inclusive lower bound?).
@@ -38,6 +55,17 @@ KNOBS: dict[str, tuple[str, float, bool]] = {
     "reduce_ratio": ("1x1 reduction width / branch width (> 0); none = native", 0.0, False),
     "bottleneck_ratio": ("channels after a grid reduction / default (> 0)", 0.0, False),
     "dropout": ("dropout before the classifier, in [0, 1)", 0.0, True),
+    "squeeze_ratio": ("channels a squeeze keeps, in (0, 1]", 0.0, False),
+    "stem_stride": ("stride of the first conv (1 or 2); none = the model's", 1, True),
+}
+#: Knobs where None means "the model family's own value".
+NONE_MEANS_NATIVE = ("reduce_ratio", "stem_stride")
+#: Fields added after results were stored: left out of a run's key while at these defaults, so
+#: the runs stored before them keep their identity.
+ADDED_SPEC_FIELDS: dict[str, Any] = {
+    "squeeze_at": "none",
+    "squeeze_ratio": 1.0,
+    "stem_stride": None,
 }
 
 
@@ -63,6 +91,9 @@ class ArchSpec:
     reduce_ratio: float | None = None
     bottleneck_ratio: float = 1.0
     dropout: float = 0.2
+    squeeze_at: str = "none"
+    squeeze_ratio: float = 1.0
+    stem_stride: int | None = None
 
     def __post_init__(self) -> None:
         validate(self)
@@ -102,7 +133,7 @@ def validate(spec: ArchSpec) -> None:
             raise SpecError(f"{axis}={value!r} is not an option; valid: {', '.join(reg.names())}")
     for knob, (help_, low, inclusive) in KNOBS.items():
         value = getattr(spec, knob)
-        if value is None and knob == "reduce_ratio":
+        if value is None and knob in NONE_MEANS_NATIVE:
             continue
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise SpecError(f"{knob}={value!r} must be a number: {help_}")
@@ -113,6 +144,14 @@ def validate(spec: ArchSpec) -> None:
         raise SpecError(f"n={spec.n!r} must be an odd integer >= 3")
     if spec.dropout >= 1:
         raise SpecError(f"dropout={spec.dropout!r} is out of range: dropout in [0, 1)")
+    if spec.squeeze_ratio > 1:
+        raise SpecError(
+            f"squeeze_ratio={spec.squeeze_ratio!r} is out of range: {KNOBS['squeeze_ratio'][0]}"
+        )
+    if spec.stem_stride is not None and spec.stem_stride not in (1, 2):
+        raise SpecError(
+            f"stem_stride={spec.stem_stride!r} is out of range: {KNOBS['stem_stride'][0]}"
+        )
     valid_n = getattr(CONV_NXN.get(spec.conv_nxn), "valid_n", None)
     if valid_n is not None and spec.n not in valid_n:
         raise SpecError(f"conv_nxn={spec.conv_nxn!r} needs n in {sorted(valid_n)}, got n={spec.n}")
@@ -124,7 +163,7 @@ def parse_value(key: str, text: str) -> Any:
     if key not in hints:
         raise SpecError(f"unknown spec key {key!r}; valid: {', '.join(field_names())}")
     try:
-        # reduce_ratio: "none", "native" or nothing means the native 1x1 widths
+        # reduce_ratio, stem_stride: "none", "native" or nothing means the model's own
         return convert(text, hints[key], text=True, none_words=("none", "native", ""))
     except ValueError:
         if key == "n":

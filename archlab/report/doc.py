@@ -55,14 +55,23 @@ th{background:#f2f2f2} img{max-width:100%;border:1px solid #eee}
 figure{margin:1em 0} figcaption{font-size:.85em;color:#555}
 blockquote{border-left:4px solid #ccc;margin:1em 0;padding:.2em 1em;color:#444}
 .agrees,.better{color:#0a0} .disagrees,.worse{color:#b00} .inconclusive{color:#a60}
-.equivalent{color:#06c} .smaller{color:#c60}
+.equivalent{color:#06c} .smaller{color:#c60} .confounded{color:#777;font-style:italic}
 pre{background:#f7f7f7;padding:.5em;overflow-x:auto}
 """
 
 BLOCK_KINDS = ("h1", "h2", "h3", "p", "quote", "pre", "table", "kv", "img", "links")
 
 #: Leading words of a table cell that colour it in HTML (the cell's CSS class).
-VERDICT_WORDS = ("agrees", "disagrees", "inconclusive", "equivalent", "smaller", "better", "worse")
+VERDICT_WORDS = (
+    "agrees",
+    "disagrees",
+    "inconclusive",
+    "equivalent",
+    "smaller",
+    "better",
+    "worse",
+    "confounded",
+)
 
 
 # --- the document model --------------------------------------------------------------------------

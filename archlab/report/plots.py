@@ -251,7 +251,7 @@ def plot_edf(
         if x.size:
             ax.step(x, f, where="post", label=f"{name} (n={x.size})")
     ax.set_xlabel("test top-1 error (%)")
-    ax.set_ylabel("fraction of models with error <= x")
+    ax.set_ylabel("models with error <= x (fraction)")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

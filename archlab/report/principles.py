@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from archlab import __version__
-from archlab.analysis.principles import Paired, PrincipleResult, analyze
+from archlab.analysis.principles import Estimate, Paired, PrincipleResult, analyze
 from archlab.analysis.stats import SlopeResult
 from archlab.report.doc import (
     Doc,
@@ -41,6 +41,7 @@ KEY_QUANTITY = {
     "depth_mult": "setting",
     "reduce_ratio": "setting",
     "bottleneck_ratio": "setting",
+    "squeeze_ratio": "setting",
 }
 
 
@@ -111,7 +112,14 @@ def _diff_text(d: Paired) -> str:
 # --- one rendering per principle -----------------------------------------------------------------
 
 
+def _estimate_text(e: Estimate, unit: str = "pt") -> str:
+    value, lo, hi = (fmt("accuracy", v, sign=True) for v in (e.value, e.lo, e.hi))
+    return f"{value} {unit} [{lo}, {hi}]"
+
+
 def _render1(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
+    if "squeeze_at" in res.keys:
+        return _render1_squeeze(res, caption, out_dir)
     per, metric = res.per, res.metric
     path = plot_xy_ci(
         _points(per, "min_repr", metric, series=per["grid_reduction"].astype(str)),
@@ -127,7 +135,35 @@ def _render1(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
     return path, verdict, _detail(per, res.keys, {metric: metric_label(metric)})
 
 
+def _render1_squeeze(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
+    per, metric, f = res.per, res.metric, res.facts
+    squeezed = per[per["squeeze_at"] != "none"]
+    path = plot_xy_ci(
+        _points(squeezed, "squeeze_ratio", metric, series=squeezed["squeeze_at"].astype(str)),
+        out_dir / "principle1.png",
+        xlabel="channels kept by the squeeze, r (log2 scale)",
+        ylabel=metric_label(metric),
+        title="principle 1: a bottleneck hurts, especially early (equal MACs)",
+        caption=caption,
+        logx=True,
+    )
+    detail = _detail(per, res.keys, {metric: metric_label(metric)})
+    if "mean" not in f:
+        return path, f"inconclusive: {f.get('n_places', 0)} squeeze places, at least 2", detail
+    slopes = "; ".join(f"{p}: {_estimate_text(e)}" for p, e in f["slopes"].items())
+    verdict = (
+        f"{res.evidence}: loss per halving of the channels kept, by place (95% CI): {slopes}; "
+        f"average {_estimate_text(f['mean'])}; early ({f['places'][0]}) minus late "
+        f"({f['places'][-1]}): {_estimate_text(f['early_minus_late'])} (OLS with seed "
+        "intercepts; agrees when the average and the early-minus-late difference are both "
+        "above 0)"
+    )
+    return path, verdict, detail
+
+
 def _render2(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
+    if "paired_speed" in res.facts:
+        return _render2_paired(res, caption, out_dir)
     per, metric, width = res.per, res.metric, res.facts["width"]
     target = f"epochs to {fmt('accuracy', res.facts['threshold'])}% train top-1"
     points = _points(per, width, "epochs", series=per["coarse_module"].astype(str))
@@ -154,6 +190,35 @@ def _render2(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
     return path, verdict, detail
 
 
+def _epochs_text(d: Paired) -> str:
+    mean, lo, hi = (fmt("epochs", v, sign=True) for v in (d.mean, d.lo, d.hi))
+    return f"{mean} epochs [{lo}, {hi}], n={d.n}"
+
+
+def _render2_paired(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
+    per, metric, f = res.per, res.metric, res.facts
+    curve = metric_label(f["curve"])
+    target = f"epochs to {fmt('accuracy', f['threshold'])}% {curve}"
+    points = _points(per, "width_mult", "epochs", series=per["coarse_module"].astype(str))
+    path = plot_xy_ci(
+        points,
+        out_dir / "principle2.png",
+        xlabel="width multiplier (solved for equal MACs)",
+        ylabel=target,
+        title="principle 2: higher-dimensional representations train faster (equal MACs)",
+        caption=caption,
+    )
+    verdict = (
+        f"{res.evidence}: at equal MACs, expanded minus plain coarse module: "
+        f"{_epochs_text(f['paired_speed'])} to {fmt('accuracy', f['threshold'])}% {curve} "
+        f"(the threshold fixed in the study file); final {metric_label(metric)}: "
+        f"{_diff_text(f['paired_final'])}"
+    )
+    detail = _detail(per, res.keys, {"epochs": target, metric: metric_label(metric)})
+    detail.insert(3, "not reached", per["epochs_missing"])
+    return path, verdict, detail
+
+
 def _render3(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
     per, metric, f = res.per, res.metric, res.facts
     path = plot_xy_ci(
@@ -168,6 +233,22 @@ def _render3(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
     detail = _detail(per, res.keys, {metric: metric_label(metric)})
     if not f:
         return path, f"inconclusive: {len(per)} reduce_ratio values, at least 4 needed", detail
+    if "tost" in f:
+        parts = "; ".join(
+            f"r={fmt('setting', r)}: {_diff_text(d)}, TOST p={fmt('p_value', p)}"
+            + (" (equivalent)" if ok else "")
+            for r, d, p, ok in f["tost"]
+        )
+        smallest = (
+            f"the smallest ratio still equivalent is {fmt('setting', f['smallest'])}"
+            if f["smallest"] is not None
+            else "no reduced ratio is shown equivalent"
+        )
+        verdict = (
+            f"{res.evidence}: at equal MACs, {smallest} (margin +-{fmt('setting', f['margin'])}"
+            f" pt, Holm across ratios); vs r={fmt('setting', f['high'])}: {parts}"
+        )
+        return path, verdict, detail
     verdict = (
         f"{res.evidence}: strongest reduction ({fmt('setting', f['low'])}) vs weakest "
         f"({fmt('setting', f['high'])}): {_diff_text(f['diff'])} seeds, at "
@@ -210,7 +291,17 @@ def _balance_text(res: PrincipleResult) -> str:
     if "best" not in f:
         return f"inconclusive: {f['n_configs']} iso-MAC configurations, at least 3 needed"
     diffs = "; ".join(f"vs {_config_name(c)}: {_diff_text(d)}" for c, d in f["rivals"])
-    return f"{res.evidence}: best is {_config_name(f['best'])}; {diffs}"
+    text = f"{res.evidence}: best is {_config_name(f['best'])}; {diffs}"
+    v = f.get("vertex")
+    if v:
+        depth = v["depth"]
+        text += (
+            f"; quadratic in log2(depth) (seed intercepts): curvature "
+            f"{_estimate_text(v['curvature'], 'pt per doubling squared')}, best depth multiplier "
+            f"{fmt('setting', depth.value)} [{fmt('setting', depth.lo)}, "
+            f"{fmt('setting', depth.hi)}] (delta method)"
+        )
+    return text
 
 
 _RENDER: dict[int, Callable[[PrincipleResult, str, Path], Rendered]] = {

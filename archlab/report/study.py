@@ -239,7 +239,7 @@ def render_report(
     if "macs" in summary.columns and "test_top1_mean" in summary.columns:
         summary["pareto"] = pareto_front(summary, "macs", "test_top1_mean")
     comparisons = _comparisons(runs, meta, calib, n_boot)
-    principle = _principle(kind, runs, curves, out_dir)
+    principle = _principle(kind, runs, curves, out_dir, meta.get("analysis") or {})
     if principle:  # its verdict is the claim table's row for the principle
         files[principle[0].name] = principle[0]
     claim_ids = list(meta.get("claims") or CLAIMS)
@@ -291,7 +291,11 @@ def _shown_metrics(summary: pd.DataFrame, calib: bool) -> list[str]:
 
 
 def _principle(
-    kind: str, runs: pd.DataFrame, curves: pd.DataFrame, out_dir: Path
+    kind: str,
+    runs: pd.DataFrame,
+    curves: pd.DataFrame,
+    out_dir: Path,
+    options: Mapping[str, Any],
 ) -> Rendered | None:
     """A principle study's plot, verdict and detail; None for the other kinds."""
     if not kind.startswith("principle"):
@@ -299,7 +303,7 @@ def _principle(
     n = kind[len("principle") :]
     if not n.isdigit() or int(n) not in PRINCIPLES:
         raise ValueError(f"unknown study kind {kind!r}; valid: compare, search, principle1..4")
-    return run_principle(int(n), runs, curves, out_dir)
+    return run_principle(int(n), runs, curves, out_dir, **options)
 
 
 # --- the report's sections -----------------------------------------------------------------------

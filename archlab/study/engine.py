@@ -8,7 +8,6 @@ decide.py) or a search to search.py, then writes the tables (tables.py) and the 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import tempfile
@@ -22,7 +21,7 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from archlab import __version__
-from archlab.provenance import git_commit
+from archlab.provenance import cpu_flags, cpu_model, git_commit
 from archlab.study.compare import run_compare
 from archlab.study.decide import (
     UntilDecided,
@@ -119,6 +118,15 @@ def run_study(
     plan = _preflight(study_def, scale, jobs, request, url, name, until_decided, yes, numerics)
     _check_outputs(outputs)
     print(f"{study_def.name} [{scale}]: storage {mask_url(url)}", file=sys.stderr)
+    if plan and plan.get("numerics"):
+        # what the runs compute with, once, so a log says which kind of machine made them
+        nx = plan["numerics"]
+        print(
+            f"{study_def.name} [{scale}]: numerics {nx['device']} {nx['precision']} on "
+            f"{cpu_model()} ({', '.join(cpu_flags()) or 'no AVX-512/AMX flags'}), "
+            f"{jobs} worker(s)",
+            file=sys.stderr,
+        )
     if study_def.kind == "search":
         codes = run_search(study_def, url, name, scale, jobs, list(overrides))
     elif until_decided is not None:
@@ -238,8 +246,8 @@ def _check_search(
 
 def _check_data(configs: Iterable[TrainConfig]) -> None:
     """Load each dataset once: a missing or corrupt one is a DataError now, not N failed runs."""
-    for dataset, resize in dict.fromkeys((c.dataset, c.resize) for c in configs):
-        data_shape(dataset, resize)
+    for shape in dict.fromkeys((c.dataset, c.resize, c.upsample) for c in configs):
+        data_shape(*shape)
 
 
 def _check_outputs(outputs: Sequence[Path]) -> None:
@@ -435,9 +443,11 @@ def _principle_section(
         "statement": get_claim(f"principle{n}").text,
     }
     url = storage or default_storage(name, results_dir)
-    runs = pd.DataFrame()
+    runs, smeta = pd.DataFrame(), {}
     if is_url(url) or Path(url).exists():
-        with contextlib.suppress(StudyError):
+        stored = {s.study_name for s in open_storage(url).get_all_studies()}
+        # only a study never run at this scale is "not run"; any other error is the page's
+        if study_name(name, scale) in stored:
             runs, curves, smeta = collect(connect(url, study_name(name, scale))[0])
             section["title"] = smeta.get("title", name)
             meta.setdefault("dataset", smeta.get("dataset"))
@@ -445,6 +455,6 @@ def _principle_section(
     if runs.empty:
         section["verdict"] = f"not run (archlab study run studies/{name}.yaml --scale {scale})"
     else:
-        plot, verdict, detail = run_principle(n, runs, curves, out)
+        plot, verdict, detail = run_principle(n, runs, curves, out, **smeta.get("analysis", {}))
         section.update(plot=plot, verdict=verdict, detail=detail)
     return section

@@ -38,6 +38,7 @@ def study_meta(
         "base_spec": spec.to_dict(),
         "groups": {g.name: g.description for g in study_def.groups if g.name},
         "iso_macs": vars(study_def.iso_macs) if study_def.iso_macs else None,
+        "analysis": dict(study_def.analysis),
         "claims": list(study_def.claims),
         "version": __version__,
         "commit": git_commit(),

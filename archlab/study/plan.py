@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from archlab.analysis.claims import normalize
-from archlab.arch.spec import ArchSpec, SpecError, field_names, parse_value, revisions
+from archlab.arch.spec import (
+    ADDED_SPEC_FIELDS,
+    ArchSpec,
+    SpecError,
+    field_names,
+    parse_value,
+    revisions,
+)
 from archlab.study.errors import StudyFileError
 from archlab.study.numerics import apply_numerics, machine_numerics
 from archlab.study.schema import DEFAULT_SCALE, SCALE_EXTRA_KEYS, SMOKE, StudyDef, Variant
@@ -57,7 +64,11 @@ def run_key(model: str, spec: ArchSpec, config: TrainConfig, scale: str) -> str:
     for name, default in ADDED_FIELDS.items():
         if recipe.get(name) == default:
             del recipe[name]
-    doc = {"model": model, "spec": spec.to_dict(), "recipe": recipe, "scale": scale}
+    arch = spec.to_dict()
+    for name, default in ADDED_SPEC_FIELDS.items():
+        if arch.get(name) == default:
+            del arch[name]
+    doc = {"model": model, "spec": arch, "recipe": recipe, "scale": scale}
     # an option rebuilt under its old name (e.g. factor_act=linear reaching more convs) carries
     # its revision, so runs of the old build keep their keys and are never taken for the new one
     if revs := revisions(spec):
@@ -336,28 +347,28 @@ def plan_cells(
 
 
 @functools.lru_cache(maxsize=32)
-def data_shape(dataset: str, resize: int | None) -> tuple[int, int, int]:
+def data_shape(
+    dataset: str, resize: int | None, upsample: int | None = None
+) -> tuple[int, int, int]:
     """(input size, channels, classes) of a dataset as a run sees it."""
     from archlab.train.data import load_dataset
 
-    d = load_dataset(dataset, train_subset=1, val_size=0, resize=resize, seed=0)
+    d = load_dataset(dataset, train_subset=1, val_size=0, resize=resize, upsample=upsample, seed=0)
     return d.image_size, d.in_chans, d.num_classes
 
 
 def _macs(model: str, spec: ArchSpec, config: TrainConfig) -> int:
     from archlab.arch.cost import fast_macs
 
-    size, chans, classes = data_shape(config.dataset, config.resize)
+    size, chans, classes = data_shape(config.dataset, config.resize, config.upsample)
     return fast_macs(model, spec, input_size=size, in_chans=chans, num_classes=classes)
 
 
 @functools.lru_cache(maxsize=256)
-def _solve(
-    model: str, spec: ArchSpec, budget: int, dataset: str, resize: int | None, tol: float
-) -> ArchSpec:
+def _solve(model: str, spec: ArchSpec, budget: int, config: TrainConfig, tol: float) -> ArchSpec:
     from archlab.arch.cost import solve_width
 
-    size, chans, classes = data_shape(dataset, resize)
+    size, chans, classes = data_shape(config.dataset, config.resize, config.upsample)
     return solve_width(
         model, spec, budget, input_size=size, in_chans=chans, num_classes=classes, tol=tol
     )
@@ -383,7 +394,7 @@ def _iso_solve(
             continue
         budget = iso.budget if isinstance(iso.budget, int) else budgets[r.group]
         try:
-            spec = _solve(study.model, r.spec, budget, r.config.dataset, r.config.resize, tol)
+            spec = _solve(study.model, r.spec, budget, r.config, tol)
         except SpecError as e:
             fail(str(study.path), f"iso_macs (variant {r.label!r})", str(e))
         out.append(_Resolved(r.group, r.label, r.is_baseline, spec, r.config, r.vs))

@@ -47,7 +47,14 @@ TOP_KEYS = (
     "iso_macs",
     "search",
     "scales",
+    "analysis",
 )
+#: ``analysis:`` options per principle kind, fixed in the study file before any run
+ANALYSIS_KEYS = {
+    "principle2": ("curve", "threshold"),
+    "principle4": ("tolerance",),
+}
+CURVES = ("val_top1", "train_top1", "test_top1")
 VARIANT_MODES = ("one_factor", "grid")
 GROUP_KEYS = ("description", "base", "variants")
 ISO_KEYS = ("budget", "tolerance")
@@ -147,6 +154,7 @@ class StudyDef:
     iso_macs: IsoMacs | None
     search: SearchSpace | None
     scales: dict[str, dict[str, Any]] = field(default_factory=dict)
+    analysis: dict[str, Any] = field(default_factory=dict)  # the principle analysis's options
 
     def scale_names(self) -> list[str]:
         """Every scale the study can run at (smoke is always there)."""

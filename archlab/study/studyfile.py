@@ -20,6 +20,8 @@ from archlab.arch.spec import AXES, KNOBS, field_names
 from archlab.study.errors import StudyFileError
 from archlab.study.plan import check_study
 from archlab.study.schema import (
+    ANALYSIS_KEYS,
+    CURVES,
     GROUP_KEYS,
     GROUP_RE,
     ISO_KEYS,
@@ -117,6 +119,7 @@ def _parse(where: str, path: Path, data: dict[str, Any]) -> StudyDef:
     if kind != "search" and search is not None:
         fail(where, "search", f"only for kind: search (this study is kind: {kind})")
     scales = _scales(where, data, kind)
+    analysis = _analysis(where, data["analysis"], kind) if "analysis" in data else {}
     return StudyDef(
         path=path,
         name=name,
@@ -132,6 +135,7 @@ def _parse(where: str, path: Path, data: dict[str, Any]) -> StudyDef:
         iso_macs=iso,
         search=search,
         scales=scales,
+        analysis=analysis,
     )
 
 
@@ -256,6 +260,28 @@ def _groups(where: str, data: dict[str, Any], kind: str) -> list[Group]:
 
 
 # --- iso_macs, search, scales --------------------------------------------------------------------
+
+
+def _analysis(where: str, data: Any, kind: str) -> dict[str, Any]:
+    """A principle analysis's options: which curve and which threshold, chosen in advance."""
+    if kind not in ANALYSIS_KEYS:
+        fail(where, "analysis", f"only for kind: {', '.join(ANALYSIS_KEYS)} (this is {kind})")
+    data = as_mapping(where, "analysis", data)
+    reject_unknown(where, "analysis", data, ANALYSIS_KEYS[kind])
+    out = dict(data)
+    if "curve" in out and out["curve"] not in CURVES:
+        fail(where, "analysis.curve", f"{out['curve']!r} is not a curve", CURVES)
+    if "threshold" in out:
+        t = out["threshold"]
+        if not isinstance(t, int | float) or isinstance(t, bool) or not 0 < t < 100:
+            fail(where, "analysis.threshold", f"{t!r} is not a top-1 in (0, 100) %")
+        out["threshold"] = float(t)
+    if "tolerance" in out:
+        t = out["tolerance"]
+        if not isinstance(t, int | float) or isinstance(t, bool) or not 0 < t <= 0.5:
+            fail(where, "analysis.tolerance", f"{t!r} is not a number in (0, 0.5]")
+        out["tolerance"] = float(t)
+    return out
 
 
 def _iso(where: str, data: Any) -> IsoMacs:

@@ -123,7 +123,7 @@ def _min_repr(model: str, spec: ArchSpec, config: TrainConfig) -> float:
     """The network's narrowest representation relative to its input (principle 1)."""
     from archlab.arch.cost import complexity
 
-    size, chans, classes = data_shape(config.dataset, config.resize)
+    size, chans, classes = data_shape(config.dataset, config.resize, config.upsample)
     cost = complexity(model, spec, input_size=size, in_chans=chans, num_classes=classes)
     return cost.min_repr
 

@@ -33,6 +33,7 @@ class TrainConfig:
     train_subset: int | None = None  # first N training images (after a seeded shuffle)
     val_size: int = 0  # images carved from train for validation (tuning); test is for final numbers
     resize: int | None = None  # resize images to N px (low-resolution study)
+    upsample: int | None = None  # then back up to N px: low-res information at a larger size
     epochs: float = 10  # fractional epochs allowed for quick smoke runs
     batch_size: int = 128
     eval_batch_size: int = 1024
@@ -101,7 +102,7 @@ class RunResult:
 
 #: Recipe fields added after results were stored, with the value that means "as before": a stored
 #: run without the field ran with this value, and run keys leave the field out while it has it.
-ADDED_FIELDS: dict[str, Any] = {"precise_bn": 0}
+ADDED_FIELDS: dict[str, Any] = {"precise_bn": 0, "upsample": None}
 
 
 #: Named recipes (``archlab train --preset NAME``); each is a set of TrainConfig overrides.
@@ -174,6 +175,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "train_subset": (lambda v: v is None or _is_int(v) and v >= 1, "None or an integer >= 1"),
     "val_size": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
     "resize": (lambda v: v is None or _is_int(v) and v >= 1, "None or an integer >= 1"),
+    "upsample": (lambda v: v is None or _is_int(v) and v >= 1, "None or an integer >= 1"),
     "epochs": (lambda v: _finite(v) and v > 0, "a number > 0"),
     "batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "eval_batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),

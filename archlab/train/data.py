@@ -83,11 +83,14 @@ def load_dataset(
     train_subset: int | None = None,
     val_size: int = 0,
     resize: int | None = None,
+    upsample: int | None = None,
     seed: int = 0,
 ) -> Dataset:
-    """Load a dataset by name (see DATASETS), split off validation, subset, resize."""
+    """Load a dataset by name (see DATASETS), split off validation, subset, resize (, upsample)."""
     if resize is not None:
         _check_int("resize", resize, 1, _MAX_RESIZE)
+    if upsample is not None:
+        _check_int("upsample", upsample, 1, _MAX_RESIZE)
     src = _load_source(name, resize, seed)
     n = len(src.train_y)
     _check_int("val_size", val_size, 0, n - 1, f"{name} has {n} training images")
@@ -103,15 +106,16 @@ def load_dataset(
     if train_subset is not None:
         train_idx = train_idx[:train_subset]
     train_idx = train_idx.sort().values
-    train_x = resize_images(src.train_x[train_idx], resize)
+    train_x = resize_images(resize_images(src.train_x[train_idx], resize), upsample)
     mean, std = _channel_stats(train_x)
     return Dataset(
         name=name,
         train_x=train_x,
         train_y=src.train_y[train_idx],
-        val_x=resize_images(src.train_x[val_idx], resize),
+        val_x=resize_images(resize_images(src.train_x[val_idx], resize), upsample),
         val_y=src.train_y[val_idx],
-        test_x=resize_images(src.test_x, resize).clone(),  # never hand out the cached tensor itself
+        # never hand out the cached tensor itself
+        test_x=resize_images(resize_images(src.test_x, resize), upsample).clone(),
         test_y=src.test_y.clone(),
         classes=list(src.classes),
         hflip=src.hflip,

@@ -342,6 +342,7 @@ def _load(config: TrainConfig) -> Dataset:
         train_subset=config.train_subset,
         val_size=config.val_size,
         resize=config.resize,
+        upsample=config.upsample,
         seed=config.seed,
     )
 

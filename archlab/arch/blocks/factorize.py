@@ -124,7 +124,7 @@ CONV5X5.add(
     TWO_3X3_SQRT,
     description=(
         "two stacked 3x3 convs, each growing the width by sqrt(alpha) (the paper's form): "
-        "18/25 = 0.72 of the 5x5 at any alpha"
+        "18/25 of the 5x5 when in = out, (9/25)(1 + alpha)/sqrt(alpha) when it grows"
     ),
     paper="Sec. 3.1, Fig. 5",
 )

@@ -68,8 +68,10 @@ class Inception(nn.Module):
 
         stem_w = tuple(max(1, round(c * wm)) for c in layout.stem)
         stem = STEM.get(spec.stem)
-        layers = stem.build(in_chans, stem_w, layout.stem_stride, layout.valid, ctx.join)
-        size = _pool_out(size, 3, layout.stem_stride, pad)
+        # Sec. 9: a lower-resolution input keeps the inner grids by striding less at the start
+        stride = layout.stem_stride if spec.stem_stride is None else spec.stem_stride
+        layers = stem.build(in_chans, stem_w, stride, layout.valid, ctx.join)
+        size = _pool_out(size, 3, stride, pad)
         size = _pool_out(size, 3, 1, pad)
         cin = stem_w[2]
         if layout.post_stem is not None:
@@ -83,8 +85,10 @@ class Inception(nn.Module):
             size = _pool_out(_pool_out(size, 3, 2, 0) - 2, 3, 2, 0)
             cin = c4a
         self._add("stem", layers)
+        cin = self._squeeze("stem", cin, spec)
 
         cin = self._stage("stage_a", "Mixed_5", cin, layout.a, spec, module_a, ctx)
+        cin = self._squeeze("stage_a", cin, spec)
         plan = ReductionPlan("B", _scale(layout.red1, wm), spec.bottleneck_ratio, layout.valid)
         cin = self._reduction("reduction_1", "Mixed_6a", cin, plan, spec, ctx)
         size = _pool_out(size, 3, 2, pad)
@@ -100,6 +104,7 @@ class Inception(nn.Module):
         if self.AuxLogits is not None:
             self.stages["aux"] = ["AuxLogits"]
         self.has_aux = self.AuxLogits is not None
+        cin = self._squeeze("stage_b", cin, spec)
 
         plan = ReductionPlan("D", _scale(layout.red2, wm), spec.bottleneck_ratio, layout.valid)
         cin = self._reduction("reduction_2", "Mixed_7a", cin, plan, spec, ctx)
@@ -121,6 +126,14 @@ class Inception(nn.Module):
         for name, module in layers:
             self.add_module(name, module)
         self.stages[stage] = [n for n, _ in layers]
+
+    def _squeeze(self, after: str, cin: int, spec: ArchSpec) -> int:
+        """Principle 1's bottleneck: a 1x1 conv keeping squeeze_ratio of the channels."""
+        if spec.squeeze_at != after:
+            return cin
+        cout = max(1, round(spec.squeeze_ratio * cin))
+        self._add("squeeze", [("Squeeze", ConvBN(cin, cout, 1))])
+        return cout
 
     def _stage(self, stage, prefix, cin, widths, spec, build, ctx) -> int:  # noqa: ANN001
         layers = []

@@ -1,0 +1,118 @@
+"""The principle analyses on constructed runs: each design's statistic and its verdict."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from archlab.analysis.principles import analyze
+
+SEEDS = range(6)
+
+
+def _runs(cells: list[dict], effect, macs=lambda c: 40e6, sd: float = 0.1) -> pd.DataFrame:
+    """One row per cell and seed: top-1 = 90 + effect(cell) + a seed offset + noise."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for c in cells:
+        for seed in SEEDS:
+            rows.append(
+                {
+                    **c,
+                    "variant": ",".join(f"{k}={v}" for k, v in c.items()) or "baseline",
+                    "seed": seed,
+                    "status": "complete",
+                    "macs": macs(c),
+                    "run_key": f"{c}-{seed}",
+                    "test_top1": 90 + effect(c) + 0.3 * seed + rng.normal(0, sd),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+SQUEEZE = [{"squeeze_at": "none", "squeeze_ratio": 1.0}] + [
+    {"squeeze_at": p, "squeeze_ratio": r}
+    for p in ("stem", "stage_a", "stage_b")
+    for r in (0.125, 0.25, 0.5)
+]
+
+
+@pytest.mark.parametrize(
+    ("loss", "evidence"),
+    [
+        ({"stem": 1.0, "stage_a": 0.6, "stage_b": 0.2}, "agrees"),  # hurts, most early
+        ({"stem": 0.2, "stage_a": 0.6, "stage_b": 1.0}, "disagrees"),  # hurts most late
+        ({"stem": -0.5, "stage_a": -0.5, "stage_b": -0.5}, "disagrees"),  # a squeeze helps
+        ({"stem": 0.0, "stage_a": 0.0, "stage_b": 0.0}, "inconclusive"),
+    ],
+)
+def test_principle1_squeeze_design_tests_loss_and_interaction(loss: dict, evidence: str) -> None:
+    def effect(c: dict) -> float:
+        return -loss.get(c["squeeze_at"], 0.0) * -np.log2(c["squeeze_ratio"])
+
+    res = analyze(1, _runs(SQUEEZE, effect))
+    assert res.evidence == evidence
+    stem = res.facts["slopes"]["stem"]
+    assert stem.lo < loss["stem"] < stem.hi  # the fit recovers the loss per halving
+    inter = res.facts["early_minus_late"]
+    assert inter.value == pytest.approx(loss["stem"] - loss["stage_b"], abs=0.15)
+
+
+REDUCE = [{"reduce_ratio": r} for r in (0.125, 0.25, 0.5, 1.0)]
+
+
+@pytest.mark.parametrize(
+    ("drops", "evidence", "smallest"),
+    [
+        ({0.125: 3.0, 0.25: 0.1, 0.5: 0.0}, "agrees", 0.25),
+        ({0.125: 3.0, 0.25: 2.5, 0.5: 2.0}, "disagrees", None),
+    ],
+)
+def test_principle3_at_equal_macs_finds_the_smallest_equivalent_ratio(
+    drops: dict, evidence: str, smallest
+) -> None:
+    runs = _runs(REDUCE, lambda c: -drops.get(c["reduce_ratio"], 0.0), macs=lambda c: 40e6)
+    runs["macs"] *= 1 + 0.01 * runs["reduce_ratio"]  # solved widths: within 2%, not identical
+    res = analyze(3, runs)
+    assert (res.evidence, res.facts["smallest"]) == (evidence, smallest)
+    assert [ok for *_, ok in res.facts["tost"]] == [abs(drops[r]) < 0.5 for r in (0.125, 0.25, 0.5)]
+
+
+def test_principle4_vertex_of_a_quadratic_in_log_depth() -> None:
+    depths = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
+    cells = [{"depth_mult": d, "width_mult": 1.0 / d**0.5} for d in depths]
+    # concave in log2(depth), peaking at depth 1.5
+    res = analyze(4, _runs(cells, lambda c: -2.0 * (np.log2(c["depth_mult"] / 1.5)) ** 2))
+    v = res.facts["vertex"]
+    assert v["curvature"].hi < 0
+    assert v["depth"].lo < 1.5 < v["depth"].hi and v["depth"].value == pytest.approx(1.5, rel=0.1)
+    assert res.evidence == "agrees"
+    flat = analyze(4, _runs(cells, lambda c: 0.0))
+    assert flat.evidence == "inconclusive"
+
+
+@pytest.mark.parametrize(("faster", "evidence"), [(2.0, "agrees"), (-2.0, "disagrees")])
+def test_principle2_at_equal_macs_pairs_epochs_to_a_fixed_threshold(
+    faster: float, evidence: str
+) -> None:
+    # the expanded bank's validation curve climbs `faster` points an epoch more than the plain
+    cells = [{"coarse_module": "expanded", "width_mult": 1.0}]
+    cells.append({"coarse_module": "plain", "width_mult": 1.02})
+    runs = _runs(
+        cells, lambda c: 0.0, macs=lambda c: 40e6 * (1 + (c["coarse_module"] == "plain") / 100)
+    )
+    rng = np.random.default_rng(1)
+    curves = pd.DataFrame(
+        {
+            "run_key": r.run_key,
+            "epoch": e,
+            "val_top1": 60 + (8 + faster * (r.coarse_module == "expanded")) * e + rng.normal(0, 1),
+        }
+        for r in runs.itertuples()
+        for e in range(1, 11)
+    )
+    res = analyze(2, runs, curves, curve="val_top1", threshold=80.0)
+    assert res.evidence == evidence
+    speed = res.facts["paired_speed"]
+    # 20 points to climb: 2.5 epochs at 8/epoch vs 2.0 at 10/epoch (or 3.33 at 6/epoch)
+    expected = 20 / (8 + faster) - 20 / 8
+    assert speed.lo < expected < speed.hi
