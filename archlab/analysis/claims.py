@@ -174,6 +174,17 @@ CLAIMS: dict[str, Claim] = {
             n=3,
         ),
         Claim(
+            id="asym_early",
+            section="3.2",
+            text="1 x n + n x 1 does not work well early (module A's grid): worse than the n x n",
+            paper_number="no number ('does not work well on early layers')",
+            kind="accuracy",
+            axis="conv5x5",
+            option="1x5_5x1",
+            reference="5x5",
+            expected="worse",
+        ),
+        Claim(
             id="nxn_acc",
             section="3.2",
             text="1 x n + n x 1 works well on medium grids (12..20)",
