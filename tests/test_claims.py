@@ -341,3 +341,10 @@ def test_n_filter_on_the_papers_claims():
         runs["n"] = n
         table = claims_for(runs, ["nxn_cost", "nxn7_cost"])
         assert table["claim"].tolist() == [wanted]
+
+
+def test_a_renamed_claim_id_still_resolves():
+    # a study planned before the rename stores the old id in its plan
+    assert get_claim("aux_bn") is CLAIMS["bn_auxiliary"]
+    with pytest.raises(KeyError, match="unknown claim 'nope'"):
+        get_claim("nope")

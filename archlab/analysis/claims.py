@@ -382,10 +382,14 @@ CLAIMS: dict[str, Claim] = {
 }
 
 
+#: Claim ids renamed since results were stored: a study's stored plan may name the old one.
+RENAMED = {"aux_bn": "bn_auxiliary"}
+
+
 def get_claim(claim_id: str) -> Claim:
-    """The claim with this id (KeyError lists the valid ids)."""
+    """The claim with this id, or its new id's (KeyError lists the valid ids)."""
     try:
-        return CLAIMS[claim_id]
+        return CLAIMS[RENAMED.get(claim_id, claim_id)]
     except KeyError:
         raise KeyError(f"unknown claim {claim_id!r}; valid: {', '.join(CLAIMS)}") from None
 
