@@ -45,6 +45,10 @@ document.getElementById('f').addEventListener('load', () => {{
     images: imgs.length,
     broken: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.alt),
     links: [...d.links].map(a => a.getAttribute('href')),
+    // where the answer sits: the first table and the forest plot, from the top of the frame
+    table_top: d.querySelector('table') ? d.querySelector('table').getBoundingClientRect().top : -1,
+    forest_top: imgs.filter(i => (i.alt || '').startsWith('claims: differences'))
+      .map(i => i.getBoundingClientRect().top),
   }});
 }});
 </script></body></html>
@@ -98,3 +102,10 @@ def test_the_check_sees_a_broken_image_and_a_wide_page(tmp_path: Path) -> None:
     assert seen["width"] > MAX_WIDTH
     assert seen["broken"] == ["gone"]
     assert seen["links"] == ["nowhere.html"] and not (tmp_path / "nowhere.html").exists()
+
+
+def test_factorization_answer_is_on_the_first_screen(tmp_path: Path) -> None:
+    """The verdict table and the forest plot start inside the first 1400x900 screen."""
+    seen, _ = render(REPORTS / "factorization" / "report.html", tmp_path)
+    assert 0 <= seen["table_top"] < 900, seen
+    assert seen["forest_top"] and 0 <= seen["forest_top"][0] < 900, seen

@@ -341,3 +341,17 @@ def test_n_filter_on_the_papers_claims():
         runs["n"] = n
         table = claims_for(runs, ["nxn_cost", "nxn7_cost"])
         assert table["claim"].tolist() == [wanted]
+
+
+def test_a_renamed_claim_id_still_resolves():
+    # a study planned before the rename stores the old id in its plan
+    assert get_claim("aux_bn") is CLAIMS["bn_auxiliary"]
+    with pytest.raises(KeyError, match="unknown claim 'nope'"):
+        get_claim("nope")
+
+
+def test_a_pair_differing_in_many_fields_is_not_listed():
+    # a search trial: another design in every axis is no attempt at the claim
+    many = {"conv5x5": "5x5", "stem": "7x7", "factor_act": "linear", "grid_reduction": "pool_conv"}
+    runs = make_runs({"trial 1": (many, -1.0, 900)})
+    assert claims_for(runs, ["conv5x5_acc", "stem_7x7"]).empty

@@ -77,7 +77,7 @@ def test_flops_text_with_overrides(capsys: pytest.CaptureFixture[str]) -> None:
     ("argv", "fragments"),
     [
         (["--set", "colour=red"], ["unknown spec key 'colour'", "conv5x5", "width_mult"]),
-        (["--set", "conv5x5=7x7"], ["conv5x5='7x7'", "valid: 3x3x2, 3x3x2_sqrt, 5x5"]),
+        (["--set", "conv5x5=7x7"], ["conv5x5='7x7'", "valid: 3x3x2, 3x3x2_sqrt, 5x5, 1x5_5x1"]),
         (["--set", "n=4"], ["n=4", "odd integer >= 3"]),
         (["--set", "n=seven"], ["n='seven'", "odd integer >= 3"]),
         (["--set", "conv_nxn=2x2x2"], ["conv_nxn='2x2x2'", "n in [3]", "n=7"]),
@@ -117,8 +117,8 @@ def test_console_script_exit_code() -> None:
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert (
-        proc.stderr
-        == "archlab: error: conv5x5='7x7' is not an option; valid: 3x3x2, 3x3x2_sqrt, 5x5\n"
+        proc.stderr == "archlab: error: conv5x5='7x7' is not an option; "
+        "valid: 3x3x2, 3x3x2_sqrt, 5x5, 1x5_5x1\n"
     )
 
 

@@ -58,7 +58,7 @@ BAD = {
     "unknown option lists valid ones": (
         "name: s\nvariants:\n  one_factor:\n    - {conv5x5: 4x4}\n",
         "variants.one_factor[0].conv5x5: '4x4' is not a conv5x5 option; "
-        "valid: 3x3x2, 3x3x2_sqrt, 5x5",
+        "valid: 3x3x2, 3x3x2_sqrt, 5x5, 1x5_5x1",
     ),
     "bad knob type": (
         "name: s\nvariants:\n  one_factor:\n    - {n: three}\n",

@@ -195,6 +195,30 @@ def test_rounds_stop_at_max_seeds_and_a_larger_k_extends_the_looks(
     assert [r["seeds"] for r in attrs["until_decided"]["rounds"]] == [2, 3, 4, 5]
 
 
+def test_a_redesigned_study_starts_a_new_record_of_rounds(
+    tmp_path: Path, fake_train: FakeTrain, verdicts: Callable[..., FakeVerdicts]
+) -> None:
+    verdicts(lambda v, n: v == C5 and n < 3)
+    until(tmp_path)
+    first = stored(tmp_path).user_attrs["until_decided"]
+    assert [r["seeds"] for r in first["rounds"]] == [2, 3]
+    # a new variant: another design; its runs of the old cells are kept, its rounds start over
+    redesigned = write(
+        tmp_path, STUDY.replace("    - {stem: 7x7}", "    - {stem: 7x7}\n    - {n: 5}")
+    )
+    fake_train.runs.clear()
+    run_study(
+        redesigned, scale="smoke", render=False, until_decided=UntilDecided(), **dirs(tmp_path)
+    )
+    # only the new cell trains: two runs, both of n=5 (nothing of the old design retrained)
+    assert len(fake_train.runs) == 2
+    done = stored(tmp_path).get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert sorted(t.user_attrs["seed"] for t in done if t.user_attrs["label"] == "n=5") == [0, 1]
+    record = stored(tmp_path).user_attrs["until_decided"]
+    assert record["plan"] != first["plan"]
+    assert [(r["round"], r["seeds"]) for r in record["rounds"]] == [(1, 3)]
+
+
 def test_rounds_stop_before_a_round_that_would_overrun_the_budget(
     tmp_path: Path, fake_train: FakeTrain, verdicts: Callable[..., FakeVerdicts]
 ) -> None:

@@ -141,7 +141,7 @@ def test_apply_overrides_returns_int_n_and_float_knobs() -> None:
         (["n=4"], "n=4 must be an odd integer >= 3"),
         (["width_mult=wide"], "width_mult='wide' must be a number"),
         (["colour=red"], "unknown spec key 'colour'; valid: conv5x5"),
-        (["conv5x5=7x7"], "conv5x5='7x7' is not an option; valid: 3x3x2, 3x3x2_sqrt, 5x5"),
+        (["conv5x5=7x7"], "conv5x5='7x7' is not an option; valid: 3x3x2, 3x3x2_sqrt, 5x5, 1x5_5x1"),
         (["conv_nxn=2x2x2"], "conv_nxn='2x2x2' needs n in [3], got n=7"),
         ({"n": "3"}, "n='3' must be a number"),
         ({"colour": "red"}, "unknown spec key 'colour'"),

@@ -227,6 +227,7 @@ def principle2(
     df = _complete(runs, width, metric)
     if curves is None or not {"run_key", "epoch", curve} <= set(curves.columns):
         curves = pd.DataFrame(columns=["run_key", "epoch", curve])
+    given = threshold is not None
     if threshold is None:
         threshold = _common_threshold(curves, df["run_key"], curve)
     by_run = {k: g for k, g in curves.groupby("run_key")}
@@ -235,7 +236,7 @@ def principle2(
         for k in df["run_key"]
     ]
     if _iso_modules(df):
-        return _paired_speed(df, metric, threshold, curve)
+        return _paired_speed(df, metric, threshold, curve, given)
     if "coarse_module" not in df.columns:
         df["coarse_module"] = ""
     keys = ("coarse_module", width)
@@ -250,20 +251,30 @@ def principle2(
 
 
 def _iso_modules(df: pd.DataFrame) -> bool:
-    """The expanded and the plain coarse module, both present, at MACs within 15%."""
+    """Two configurations, the expanded and the plain coarse module, at MACs within 15%."""
     if "coarse_module" not in df.columns or set(df["coarse_module"]) != {"expanded", "plain"}:
         return False
+    if df.groupby(["coarse_module", "width_mult"]).ngroups != 2:
+        return False  # a width sweep: the slope analysis
     macs = df.groupby("coarse_module")["macs"].median()
     return bool(macs.max() / macs.min() <= 1.15)
 
 
-def _paired_speed(df: pd.DataFrame, metric: str, threshold: float, curve: str) -> PrincipleResult:
+def _paired_speed(
+    df: pd.DataFrame, metric: str, threshold: float, curve: str, given: bool
+) -> PrincipleResult:
     exp, plain = (df[df["coarse_module"] == m] for m in ("expanded", "plain"))
     speed = _paired(exp, plain, "epochs")
     final = _paired(exp, plain, metric)
     evidence = judge("worse", speed.lo, speed.hi)  # fewer epochs for the expanded bank
     keys = ("coarse_module", "width_mult")
-    facts = {"curve": curve, "threshold": threshold, "paired_speed": speed, "paired_final": final}
+    facts = {
+        "curve": curve,
+        "threshold": threshold,
+        "threshold_given": given,
+        "paired_speed": speed,
+        "paired_final": final,
+    }
     per = _per_config(df, keys, ["epochs", metric])
     return PrincipleResult(2, evidence, per, keys, metric, facts)
 
@@ -362,7 +373,8 @@ def principle4(
     evidence, facts = balance(df, per[~per["flag"]], metric)
     on_budget = per[~per["flag"]]["depth_mult"]
     vertex = _vertex(df[df["depth_mult"].isin(on_budget)].reset_index(drop=True), metric)
-    if vertex is not None and evidence != "disagrees":
+    # the vertex decides only on a dense grid: with 4 depths one collapsed extreme bends the fit
+    if vertex is not None and evidence != "disagrees" and on_budget.nunique() >= 5:
         inside = vertex["depth"].lo > on_budget.min() and vertex["depth"].hi < on_budget.max()
         if vertex["curvature"].hi < 0 and inside:
             evidence = "agrees"  # a concave fit peaking inside the sampled depths, at 95%

@@ -211,7 +211,12 @@ def _render2_paired(res: PrincipleResult, caption: str, out_dir: Path) -> Render
     verdict = (
         f"{res.evidence}: at equal MACs, expanded minus plain coarse module: "
         f"{_epochs_text(f['paired_speed'])} to {fmt('accuracy', f['threshold'])}% {curve} "
-        f"(the threshold fixed in the study file); final {metric_label(metric)}: "
+        + (
+            "(the threshold fixed in the study file)"
+            if f["threshold_given"]
+            else "(90% of the weakest run's best: no threshold fixed in advance)"
+        )
+        + f"; final {metric_label(metric)}: "
         f"{_diff_text(f['paired_final'])}"
     )
     detail = _detail(per, res.keys, {"epochs": target, metric: metric_label(metric)})

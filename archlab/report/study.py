@@ -136,11 +136,47 @@ def _claims_view(claims: pd.DataFrame) -> pd.DataFrame:
     return claims[["claim", "paper", "comparison", "ours", "evidence"]]
 
 
-def _header(doc: Doc, meta: Mapping[str, Any], runs: pd.DataFrame) -> None:
+def _title(doc: Doc, meta: Mapping[str, Any], runs: pd.DataFrame) -> None:
     study = meta.get("study", first_value(runs, "study", "study"))
     doc.add("h1", f"{study}: {meta.get('title', '')}".rstrip(": "))
     if meta.get("description"):
         doc.add("p", meta["description"])
+
+
+def _answer_row(row: pd.Series) -> dict[str, object]:
+    """One verdict line: the claim, the paper's number, the pair, our number, n, the verdict."""
+    if pd.notna(row.get("estimate")):
+        ours = fmt_interval("accuracy", row["estimate"], row["ci_lo"], row["ci_hi"], sign=True)
+        ours += " pt"
+        n = fmt("count", row["n"])
+    else:
+        ours, n = str(row["ours"]).split(";")[0], ""
+    return {
+        "claim": row["claim"],
+        "paper": CLAIMS[row["claim"]].paper_number if row["claim"] in CLAIMS else row["paper"],
+        "pair": row["comparison"],
+        "ours [95% CI, unadjusted]": ours,
+        "seeds": n,
+        "verdict": row["evidence"],
+    }
+
+
+def _answer_section(doc: Doc, claims: pd.DataFrame) -> None:
+    doc.add("h2", "Answer: the paper's claims at this scale")
+    if len(claims):
+        doc.add("table", pd.DataFrame([_answer_row(r) for _, r in claims.iterrows()]))
+        doc.add(
+            "p",
+            "Verdicts spend alpha over the planned looks and adjust across rows (Holm), so an "
+            "unadjusted interval can exclude 0 while the verdict is still open; details below.",
+        )
+    else:
+        doc.add("p", "No claim of the paper is tested by this study's comparisons.")
+
+
+def _header(doc: Doc, meta: Mapping[str, Any], runs: pd.DataFrame) -> None:
+    doc.add("h2", "Provenance")
+    study = meta.get("study", first_value(runs, "study", "study"))
     seeds = meta.get("seeds") or (sorted(runs["seed"].unique().tolist()) if "seed" in runs else [])
     doc.add(
         "kv",
@@ -263,10 +299,13 @@ def render_report(
         files[forest.name] = forest
 
     doc = Doc()
-    _header(doc, meta, runs)
-    _claims_section(doc, claims, runs, meta)
+    # the answer first: the question, the verdicts and their forest plot fill the first screen
+    _title(doc, meta, runs)
+    _answer_section(doc, claims)
     if forest is not None:
         doc.add("img", forest, "claims: differences with 95% intervals against the paper's numbers")
+    _header(doc, meta, runs)
+    _claims_section(doc, claims, runs, meta)
     _recipe_section(doc, meta)
     _summary_section(doc, summary, _shown_metrics(summary, calib), cap)
     _comparisons_section(doc, comparisons)
@@ -312,7 +351,7 @@ def _principle(
 def _claims_section(
     doc: Doc, claims: pd.DataFrame, runs: pd.DataFrame, meta: Mapping[str, Any]
 ) -> None:
-    doc.add("h2", "Paper claim vs our measurement")
+    doc.add("h2", "Paper claim vs our measurement, in full")
     if len(claims):
         doc.add("table", _claims_view(claims))
     else:

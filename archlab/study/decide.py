@@ -15,6 +15,7 @@ K, the budget, every round (seeds, open comparisons, elapsed) and why it stopped
 
 from __future__ import annotations
 
+import hashlib
 import math
 import sys
 import time
@@ -242,9 +243,22 @@ class _Loop:
         print(f"{self.desc}: until decided: stopped: {reason}", file=sys.stderr, flush=True)
 
 
-def _record_looks(study: optuna.Study, looks: list[int], until: UntilDecided) -> dict[str, Any]:
+def plan_signature(cells: Sequence[Cell]) -> str:
+    """What the cells are, seeds aside: a redesigned study (new cells) starts a new record."""
+    first = min(c.seed for c in cells)
+    keys = sorted(f"{c.variant}={c.key}" for c in cells if c.seed == first)
+    return hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
+
+
+def _record_looks(
+    study: optuna.Study, looks: list[int], until: UntilDecided, cells: Sequence[Cell]
+) -> dict[str, Any]:
     """Store the looks (before any verdict) and the loop's settings; the record to extend."""
     record = dict(study.user_attrs.get("until_decided") or {})
+    signature = plan_signature(cells)
+    if record.get("plan") != signature:
+        # the rounds of another design (its runs keep their keys) are not this plan's looks
+        record = {"plan": signature}
     stored = study.user_attrs.get("looks")
     if stored and looks[-1] > stored[-1]:
         record.setdefault("extended", []).append({"from": stored[-1], "to": looks[-1]})
@@ -289,7 +303,7 @@ def run_until_decided(
         plan["numerics"],
         seeds,
     )
-    record = _record_looks(study, looks, until)
+    record = _record_looks(study, looks, until, cells)
     loop = _Loop(
         study_def, study, scale, jobs, looks, until.budget_min * 60, record, time.monotonic()
     )

@@ -135,6 +135,13 @@ CONV5X5.add(
     paper="Fig. 4",
 )
 
+CONV5X5.add(
+    "1x5_5x1",
+    ASYM,
+    description="1 x 5 then 5 x 1 on the early (35x35-like) grid, where the paper says it fails",
+    paper="Sec. 3.2 ('does not work well on early layers')",
+)
+
 CONV_NXN.add(
     "1xn_nx1",
     ASYM,
