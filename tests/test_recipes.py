@@ -8,9 +8,15 @@ import pytest
 
 from archlab import recipes
 from archlab.analysis.stats import mean_ci
-from archlab.arch.models import default_spec
 from archlab.parallel import usable_cores
-from archlab.recipes import RecipeError, load_run, pending, result_path, run_recipes
+from archlab.recipes import (
+    RecipeError,
+    load_run,
+    pending,
+    recipe_spec,
+    result_path,
+    run_recipes,
+)
 from archlab.report.plots import PNG_SIGNATURE
 from tests.studykit import run_main
 
@@ -23,7 +29,7 @@ def fake_run(name: str, seed: int, top1: float, wall: float = 50.0) -> dict:
     return {
         "status": "complete",
         "model": "inception_mini",
-        "spec": default_spec("inception_mini").to_dict(),
+        "spec": recipe_spec().to_dict(),
         "config": recipes.recipe_config(name, seed).to_dict(),
         "final": {"test_top1": top1, "test_top5": 99.0, "test_nll": 0.3, "test_ece": 0.01},
         "history": [],
