@@ -9,11 +9,12 @@ The project's venv has no torchvision, so this runs once in a throwaway one::
 It imports nothing from archlab. The weights are not stored (27 M parameters are ~100 MB in
 fp32): every tensor of the state_dict is filled by ``fill_state`` from a generator seeded by the
 tensor's name, so ``tests/test_parity.py`` rebuilds the identical weights in archlab's
-``inception_v3_tv`` with its own copy of ``fill_state``. THE TWO COPIES MUST STAY IDENTICAL;
-change one, change the other and regenerate this file. The file keeps, for a seeded batch of two
-299x299 images, the eval-mode logits and the train-mode logits and aux logits, computed in
-float64 (so the test's tolerance can be tight): the first logits of each image, each image's L2
-norm and sum, and its dot product with a seeded probe vector, which sees every class.
+``inception_v3_tv`` by loading ``fill_state`` from this script (which therefore imports
+only torch at module level); change it and regenerate this file. The file keeps, for a
+seeded batch of two 299x299 images, the eval-mode logits and the train-mode logits and aux
+logits, computed in float64 (so the test's tolerance can be tight): the first logits of each
+image, each image's L2 norm and sum, and its dot product with a seeded probe vector, which sees
+every class.
 
 Regenerate only when the procedure below changes, or torchvision changes what it computes.
 """
@@ -38,7 +39,6 @@ BATCH, SIZE = 2, 299
 HEAD = 8  # logits kept in full per image
 
 
-# --- keep identical to tests/test_parity.py::fill_state ------------------------------------------
 def fill_state(model: torch.nn.Module, seed: int) -> None:
     """Fill every parameter and buffer from a generator seeded by ``seed`` and its key.
 
@@ -65,9 +65,6 @@ def fill_state(model: torch.nn.Module, seed: int) -> None:
                 gain = 2.0 if t.ndim == 4 else 1.0
                 v = math.sqrt(gain / fan_in) * torch.randn(shape, generator=g, dtype=f64)
             t.copy_(v)
-
-
-# --- end of the shared copy ----------------------------------------------------------------------
 
 
 def summarize(y: torch.Tensor, probe: torch.Tensor) -> dict[str, list]:

@@ -2,20 +2,19 @@
 options torchvision has no twin for against small hand-written reference modules.
 
 No torchvision is needed: ``tests/data/inception_v3_tv_forward.json`` holds torchvision's
-outputs for weights that ``fill_state`` rebuilds from a seed (``scripts/make_tv_golden.py`` wrote
-it, with its own copy of ``fill_state``). Everything runs in float64, so the tolerances are tight:
+outputs for weights that ``fill_state`` rebuilds from a seed (``scripts/make_tv_golden.py``
+wrote it; the test loads ``fill_state`` from that script, so one procedure fills both).
+Everything runs in float64, so the tolerances are tight:
 a wrong BN epsilon, a swapped branch or a shifted padding moves outputs by far more than rounding.
 """
 
 from __future__ import annotations
 
-import ast
-import inspect
+import importlib.util
 import json
-import math
-import zlib
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -29,44 +28,16 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_tv_golden.py"
 F64 = torch.float64
 
 
-# --- keep identical to scripts/make_tv_golden.py::fill_state -------------------------------------
-def fill_state(model: torch.nn.Module, seed: int) -> None:
-    """Fill every parameter and buffer from a generator seeded by ``seed`` and its key.
-
-    A tensor's values depend only on its name, shape and kind, not on the order of the keys.
-    Conv/linear weights: He-normal (fan-in); BN weight: U(0.5, 1.5); every bias and BN shift:
-    N(0, 0.1^2); BN running_mean: N(0, 0.2^2); running_var: U(0.5, 1.5), so eval-mode BN is no
-    identity; num_batches_tracked: 0. Drawn in float64, then cast to the tensor's dtype.
-    """
-    with torch.no_grad():
-        for name, t in model.state_dict(keep_vars=True).items():
-            if name.endswith("num_batches_tracked"):
-                t.zero_()
-                continue
-            g = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
-            shape, f64 = t.shape, torch.float64
-            if name.endswith("running_var") or (t.ndim == 1 and name.endswith("weight")):
-                v = 0.5 + torch.rand(shape, generator=g, dtype=f64)
-            elif name.endswith("running_mean"):
-                v = 0.2 * torch.randn(shape, generator=g, dtype=f64)
-            elif t.ndim == 1:  # a bias (BN shift or linear bias)
-                v = 0.1 * torch.randn(shape, generator=g, dtype=f64)
-            else:  # conv or linear weight
-                fan_in = math.prod(shape[1:])
-                gain = 2.0 if t.ndim == 4 else 1.0
-                v = math.sqrt(gain / fan_in) * torch.randn(shape, generator=g, dtype=f64)
-            t.copy_(v)
+def _script_module() -> ModuleType:
+    """scripts/make_tv_golden.py as a module: its fill_state made the golden's weights."""
+    spec = importlib.util.spec_from_file_location("make_tv_golden", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # imports torch only; torchvision is imported in main()
+    return module
 
 
-# --- end of the shared copy ----------------------------------------------------------------------
-
-
-def test_fill_state_is_the_scripts_copy() -> None:
-    """The golden's weights are only as good as the two copies of fill_state are equal."""
-    script = SCRIPT.read_text()
-    funcs = [n for n in ast.parse(script).body if isinstance(n, ast.FunctionDef)]
-    theirs = next(n for n in funcs if n.name == "fill_state")
-    assert ast.get_source_segment(script, theirs) == inspect.getsource(fill_state).rstrip()
+fill_state = _script_module().fill_state
 
 
 def _summary(y: torch.Tensor, probe: torch.Tensor, head: int) -> dict[str, torch.Tensor]:
