@@ -493,8 +493,8 @@ def _iso_macs(row: Mapping[str, object]) -> bool:
 
 
 def _column(runs: pd.DataFrame, field: str) -> str:
-    """The runs-table column of a spec or recipe field (recipe_X where a name collides)."""
-    return f"recipe_{field}" if field in DESIGN_AXES and f"recipe_{field}" in runs else field
+    """The runs-table column of a recipe field (recipe_X where it collides with a spec field)."""
+    return f"recipe_{field}" if f"recipe_{field}" in runs.columns else field
 
 
 def confounds(claim: Claim, row: Mapping[str, object], runs: pd.DataFrame) -> list[str]:
@@ -538,12 +538,6 @@ def match(claim: Claim, row: Mapping[str, object], runs: pd.DataFrame) -> tuple[
     if len(extra) > LISTED_CONFOUNDS:
         return 0, []  # not an attempt at this claim (a search trial): not listed at all
     return sign, extra
-
-
-def orientation(claim: Claim, row: Mapping[str, object], runs: pd.DataFrame) -> int:
-    """+1 if the row is option-vs-reference, -1 if reversed, 0 if it does not test the claim."""
-    sign, confounded = match(claim, row, runs)
-    return 0 if confounded else sign
 
 
 # --- rendering numbers -------------------------------------------------------------------------
