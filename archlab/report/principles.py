@@ -104,9 +104,9 @@ def _slope_text(res: SlopeResult, unit: str, quantity: str = "accuracy") -> str:
     )
 
 
-def _diff_text(d: Paired) -> str:
-    mean, lo, hi = (fmt("accuracy", v, sign=True) for v in (d.mean, d.lo, d.hi))
-    return f"{mean} pt [{lo}, {hi}], n={d.n}"
+def _diff_text(d: Paired, quantity: str = "accuracy", unit: str = "pt") -> str:
+    mean, lo, hi = (fmt(quantity, v, sign=True) for v in (d.mean, d.lo, d.hi))
+    return f"{mean} {unit} [{lo}, {hi}], n={d.n}"
 
 
 # --- one rendering per principle -----------------------------------------------------------------
@@ -190,11 +190,6 @@ def _render2(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
     return path, verdict, detail
 
 
-def _epochs_text(d: Paired) -> str:
-    mean, lo, hi = (fmt("epochs", v, sign=True) for v in (d.mean, d.lo, d.hi))
-    return f"{mean} epochs [{lo}, {hi}], n={d.n}"
-
-
 def _render2_paired(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
     per, metric, f = res.per, res.metric, res.facts
     curve = metric_label(f["curve"])
@@ -210,7 +205,8 @@ def _render2_paired(res: PrincipleResult, caption: str, out_dir: Path) -> Render
     )
     verdict = (
         f"{res.evidence}: at equal MACs, expanded minus plain coarse module: "
-        f"{_epochs_text(f['paired_speed'])} to {fmt('accuracy', f['threshold'])}% {curve} "
+        f"{_diff_text(f['paired_speed'], 'epochs', 'epochs')} "
+        f"to {fmt('accuracy', f['threshold'])}% {curve} "
         + (
             "(the threshold fixed in the study file)"
             if f["threshold_given"]
