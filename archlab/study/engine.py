@@ -33,7 +33,7 @@ from archlab.study.decide import (
 from archlab.study.errors import StudyError, StudyFileError
 from archlab.study.estimate import check_size
 from archlab.study.numerics import choose_numerics
-from archlab.study.plan import data_shape, outline, plan_cells, search_base
+from archlab.study.plan import config_shape, outline, plan_cells, search_base
 from archlab.study.schema import StudyDef
 from archlab.study.search import run_search
 from archlab.study.storage import (
@@ -246,8 +246,8 @@ def _check_search(
 
 def _check_data(configs: Iterable[TrainConfig]) -> None:
     """Load each dataset once: a missing or corrupt one is a DataError now, not N failed runs."""
-    for shape in dict.fromkeys((c.dataset, c.resize, c.upsample) for c in configs):
-        data_shape(*shape)
+    for config in configs:
+        config_shape(config)  # cached per (dataset, resize, upsample): each loads once
 
 
 def _check_outputs(outputs: Sequence[Path]) -> None:

@@ -45,6 +45,7 @@ __all__ = [
     "Cell",
     "Outline",
     "check_study",
+    "config_shape",
     "data_shape",
     "outline",
     "parse_set",
@@ -58,16 +59,10 @@ __all__ = [
 
 def run_key(model: str, spec: ArchSpec, config: TrainConfig, scale: str) -> str:
     """sha256 of the canonical JSON of a run's resolved configuration: its identity."""
-    recipe = config.to_dict()
     # fields added after results were stored leave the key out while at their default, so the
     # runs stored before them keep their identity
-    for name, default in ADDED_FIELDS.items():
-        if recipe.get(name) == default:
-            del recipe[name]
-    arch = spec.to_dict()
-    for name, default in ADDED_SPEC_FIELDS.items():
-        if arch.get(name) == default:
-            del arch[name]
+    recipe = _without_defaults(config.to_dict(), ADDED_FIELDS)
+    arch = _without_defaults(spec.to_dict(), ADDED_SPEC_FIELDS)
     doc = {"model": model, "spec": arch, "recipe": recipe, "scale": scale}
     # an option rebuilt under its old name (e.g. factor_act=linear reaching more convs) carries
     # its revision, so runs of the old build keep their keys and are never taken for the new one
@@ -75,6 +70,10 @@ def run_key(model: str, spec: ArchSpec, config: TrainConfig, scale: str) -> str:
         doc["revisions"] = revs
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _without_defaults(fields: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if k not in defaults or defaults[k] != v}
 
 
 @dataclass(frozen=True)
@@ -357,10 +356,15 @@ def data_shape(
     return d.image_size, d.in_chans, d.num_classes
 
 
+def config_shape(config: TrainConfig) -> tuple[int, int, int]:
+    """(input size, channels, classes) a run of ``config`` sees (``data_shape``, cached)."""
+    return data_shape(config.dataset, config.resize, config.upsample)
+
+
 def _macs(model: str, spec: ArchSpec, config: TrainConfig) -> int:
     from archlab.arch.cost import fast_macs
 
-    size, chans, classes = data_shape(config.dataset, config.resize, config.upsample)
+    size, chans, classes = config_shape(config)
     return fast_macs(model, spec, input_size=size, in_chans=chans, num_classes=classes)
 
 
@@ -368,7 +372,7 @@ def _macs(model: str, spec: ArchSpec, config: TrainConfig) -> int:
 def _solve(model: str, spec: ArchSpec, budget: int, config: TrainConfig, tol: float) -> ArchSpec:
     from archlab.arch.cost import solve_width
 
-    size, chans, classes = data_shape(config.dataset, config.resize, config.upsample)
+    size, chans, classes = config_shape(config)
     return solve_width(
         model, spec, budget, input_size=size, in_chans=chans, num_classes=classes, tol=tol
     )

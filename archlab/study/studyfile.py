@@ -277,11 +277,15 @@ def _analysis(where: str, data: Any, kind: str) -> dict[str, Any]:
             fail(where, "analysis.threshold", f"{t!r} is not a top-1 in (0, 100) %")
         out["threshold"] = float(t)
     if "tolerance" in out:
-        t = out["tolerance"]
-        if not isinstance(t, int | float) or isinstance(t, bool) or not 0 < t <= 0.5:
-            fail(where, "analysis.tolerance", f"{t!r} is not a number in (0, 0.5]")
-        out["tolerance"] = float(t)
+        out["tolerance"] = _tolerance(where, "analysis.tolerance", out["tolerance"])
     return out
+
+
+def _tolerance(where: str, path: str, tol: Any) -> float:
+    """A MAC tolerance: a number in (0, 0.5]."""
+    if not isinstance(tol, int | float) or isinstance(tol, bool) or not 0 < tol <= 0.5:
+        fail(where, path, f"{tol!r} is not a number in (0, 0.5]")
+    return float(tol)
 
 
 def _iso(where: str, data: Any) -> IsoMacs:
@@ -292,10 +296,7 @@ def _iso(where: str, data: Any) -> IsoMacs:
         not isinstance(budget, int) or isinstance(budget, bool) or budget < 1
     ):
         fail(where, "iso_macs.budget", f"{budget!r} is not 'baseline' or a positive MAC count")
-    tol = data.get("tolerance", 0.02)
-    if not isinstance(tol, int | float) or isinstance(tol, bool) or not 0 < tol <= 0.5:
-        fail(where, "iso_macs.tolerance", f"{tol!r} is not a number in (0, 0.5]")
-    return IsoMacs(budget, float(tol))
+    return IsoMacs(budget, _tolerance(where, "iso_macs.tolerance", data.get("tolerance", 0.02)))
 
 
 def _search(where: str, data: Any) -> SearchSpace:

@@ -27,7 +27,7 @@ from archlab import __version__
 from archlab.arch.spec import ArchSpec
 from archlab.faults import pause_for_tests
 from archlab.provenance import git_commit
-from archlab.study.plan import data_shape, run_key
+from archlab.study.plan import config_shape, run_key
 from archlab.study.storage import GRACE_S
 from archlab.train.config import RunResult, TrainConfig
 
@@ -123,7 +123,7 @@ def _min_repr(model: str, spec: ArchSpec, config: TrainConfig) -> float:
     """The network's narrowest representation relative to its input (principle 1)."""
     from archlab.arch.cost import complexity
 
-    size, chans, classes = data_shape(config.dataset, config.resize, config.upsample)
+    size, chans, classes = config_shape(config)
     cost = complexity(model, spec, input_size=size, in_chans=chans, num_classes=classes)
     return cost.min_repr
 
