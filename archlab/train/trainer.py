@@ -20,8 +20,9 @@ from torch import nn
 
 from archlab.arch.spec import ArchSpec
 from archlab.train import metrics
-from archlab.train.config import RunResult, TrainConfig, validate_config
+from archlab.train.config import ConfigError, RunResult, TrainConfig, validate_config
 from archlab.train.data import Dataset, augment, batches, load_dataset
+from archlab.train.kernels import KERNELS, tune
 from archlab.train.optim import Ema, build_optimizer, lr_at, smoothed_cross_entropy
 from archlab.train.runtime import (
     COMPILE_PROBE_STEPS,
@@ -300,13 +301,20 @@ def train(
     progress: bool | None = None,
     on_epoch: Callable[[Metrics], None] | None = None,
     dataset: Dataset | None = None,
+    kernels: str = "tuned",
 ) -> RunResult:
-    """Train ``model`` with architecture ``spec`` under ``config``; never leaves global state."""
+    """Train ``model`` with architecture ``spec`` under ``config``; never leaves global state.
+
+    ``kernels="stock"`` trains with PyTorch's own kernels (the bench's baseline); the tuned ones
+    give bit-identical numbers, faster (``archlab.train.kernels``).
+    """
     from archlab.arch.cost import complexity
     from archlab.arch.models import build_model
 
     start = time.perf_counter()
     validate_config(config)
+    if kernels not in KERNELS:
+        raise ConfigError(f"kernels: {kernels!r} is not one of {', '.join(KERNELS)}")
     data = dataset if dataset is not None else _load(config)
     rt = resolve_runtime(config)
     size = data.train_x.shape[-1]
@@ -319,6 +327,7 @@ def train(
         ).to(rt.device)
         if rt.channels_last:
             net = net.to(memory_format=torch.channels_last)
+        tune(net, kernels)
         trainer = Trainer(net, spec, config, data, rt)
         label = f"train {model} seed {config.seed}"
         status, error, history, final = _fit(trainer, progress is not False, label, on_epoch)

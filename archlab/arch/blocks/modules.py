@@ -6,7 +6,7 @@ torchvision's attribute names so the full-size model's state_dict matches torchv
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +36,8 @@ class BranchConcat(nn.Module):
                 names.append([n for n, _ in group] if isinstance(step, list) else step[0])
             self.plan.append(names)
         self.out_channels = out_channels
+        #: the concatenation; the trainer may swap in one with a faster backward (same numbers)
+        self.cat: Callable[..., torch.Tensor] = torch.cat
 
     def _forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         outs = []
@@ -43,14 +45,14 @@ class BranchConcat(nn.Module):
             y = x
             for step in names:
                 if isinstance(step, list):
-                    y = torch.cat([self.get_submodule(n)(y) for n in step], 1)
+                    y = self.cat([self.get_submodule(n)(y) for n in step], 1)
                 else:
                     y = self.get_submodule(step)(y)
             outs.append(y)
         return outs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat(self._forward(x), 1)
+        return self.cat(self._forward(x), 1)
 
 
 @dataclass(frozen=True)
