@@ -342,7 +342,24 @@ def train(
         params=cost.params,
         wall_time_s=time.perf_counter() - start,
         error=error,
+        runtime=runtime_record(rt, config, kernels),
     )
+
+
+def runtime_record(rt: Runtime, config: TrainConfig, kernels: str) -> dict[str, Any]:
+    """How a run computed, for its RunResult: what ``auto`` resolved to on this machine."""
+    from archlab import provenance
+
+    return {
+        "device": rt.device.type,
+        "precision": "bf16" if rt.amp_dtype == torch.bfloat16 else "fp32",
+        "channels_last": rt.channels_last,
+        "threads": torch.get_num_threads() if config.threads is None else config.threads,
+        "kernels": kernels,
+        "cpu": provenance.cpu_model(),
+        "cpu_flags": provenance.cpu_flags(),
+        "gpu": torch.cuda.get_device_name(rt.device) if rt.device.type == "cuda" else None,
+    }
 
 
 def _load(config: TrainConfig) -> Dataset:
