@@ -232,6 +232,8 @@ def test_markdown_has_profile_and_results(quick: tuple[dict, str]) -> None:
     assert "## Profile of one archlab training step" in md
     assert "flags: " in md  # the CPU's flags are with every timing
     assert "## Ways to more runs per hour, measured" in md
+    if "cuda" not in quick[0]["devices"]:
+        assert "CUDA: not measured" in md
     assert "--quick run" in md
 
 

@@ -186,6 +186,8 @@ def _md_header(r: dict[str, Any]) -> list[str]:
         f"{'x'.join(map(str, model['input']))} image, batch {model['batch_size']}",
         f"- data: {data}" + (f". **{d['note']}**" if d["note"] else ""),
     ]
+    if "cuda" not in r["devices"]:
+        lines.append("- CUDA: not measured (this machine has no GPU); every figure is the CPU's")
     if r["settings"]["quick"]:
         lines.append("- **--quick run: tiny sizes, one thread; the figures mean nothing**")
     return lines
