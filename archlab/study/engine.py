@@ -124,7 +124,7 @@ def run_study(
         print(
             f"{study_def.name} [{scale}]: numerics {nx['device']} {nx['precision']} on "
             f"{cpu_model()} ({', '.join(cpu_flags()) or 'no AVX-512/AMX flags'}), "
-            f"{jobs} worker(s)",
+            f"{jobs} worker(s), tuned kernels",
             file=sys.stderr,
         )
     if study_def.kind == "search":
