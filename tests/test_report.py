@@ -242,7 +242,7 @@ def _principle_runs(key: str, values, effect, **fixed) -> pd.DataFrame:
 def test_principle1_agrees_when_milder_bottleneck_is_better(tmp_path):
     runs = _principle_runs("min_repr", [0.125, 0.25, 0.5, 1.0], lambda v: 2 * np.log2(v))
     runs["grid_reduction"] = np.where(runs["min_repr"] < 0.3, "pool_conv", "parallel")
-    path, verdict, detail = run_principle(1, runs, None, tmp_path)
+    path, verdict, detail, _ = run_principle(1, runs, None, tmp_path)
     assert path.read_bytes()[:8] == PNG_SIGNATURE
     assert evidence_of(verdict) == "agrees"
     assert "+2.00 pt per doubling" in verdict
@@ -259,7 +259,7 @@ def test_principle2_wider_trains_faster(tmp_path):
             for e in range(1, 11)
         ]
     )
-    path, verdict, detail = run_principle(2, runs, curves, tmp_path, threshold=60.0)
+    path, verdict, detail, _ = run_principle(2, runs, curves, tmp_path, threshold=60.0)
     assert evidence_of(verdict) == "agrees"
     assert set(detail["not reached"]) == {0}
     assert path.exists()
@@ -267,10 +267,10 @@ def test_principle2_wider_trains_faster(tmp_path):
 
 def test_principle3_needs_four_ratios(tmp_path):
     runs = _principle_runs("reduce_ratio", [0.25, 0.5, 1.0], lambda v: 0.0)
-    _, verdict, _ = run_principle(3, runs, None, tmp_path)
+    _, verdict, _, _ = run_principle(3, runs, None, tmp_path)
     assert verdict.startswith("inconclusive: 3 reduce_ratio values")
     runs = _principle_runs("reduce_ratio", [0.125, 0.25, 0.5, 1.0], lambda v: 0.1 * v)
-    _, verdict, detail = run_principle(3, runs, None, tmp_path)
+    _, verdict, detail, _ = run_principle(3, runs, None, tmp_path)
     assert evidence_of(verdict) == "agrees" and len(detail) == 4
 
 
@@ -281,7 +281,7 @@ def test_principle4_flags_off_budget_points_and_finds_balance(tmp_path):
         for seed in SEEDS:
             top1 = 89.0 + (1.0 if d == 1.0 else 0.0) + 0.2 * seed
             rows.append(_run(f"d={d}", seed, top1, macs, depth_mult=d, width_mult=w))
-    path, verdict, detail = run_principle(4, pd.DataFrame(rows), None, tmp_path)
+    path, verdict, detail, _ = run_principle(4, pd.DataFrame(rows), None, tmp_path)
     assert detail["outside tolerance"].tolist() == ["", "", "", "yes"]  # 33 M is +10%
     assert evidence_of(verdict) == "agrees"
     assert "best is d=1, w=1" in verdict
@@ -298,9 +298,19 @@ def test_render_report_for_a_principle_study(tmp_path):
     assert claims["evidence"].iloc[0] == "agrees"
 
 
+def test_a_principle_study_page_names_the_figure_its_runs_cannot_carry(tmp_path):
+    runs = _principle_runs("coarse_module", ["expanded", "plain"], lambda v: 0.0)
+    analysis = {"curve": "val_top1", "threshold": 80.0}
+    meta = {**META, "kind": "principle2", "claims": ["principle2"], "analysis": analysis}
+    files = render_report(runs, pd.DataFrame(), {**meta, "baseline": None}, tmp_path, n_boot=200)
+    assert "principle2.png" not in files  # no curves: nothing to draw
+    md = files["report.md"].read_text()
+    assert "Not drawn: validation curves: no run has the val_top1 curve." in md
+
+
 def test_render_principles_page(tmp_path):
     runs = _principle_runs("reduce_ratio", [0.125, 0.25, 0.5, 1.0], lambda v: 0.1 * v)
-    path, verdict, detail = run_principle(3, runs, None, tmp_path)
+    path, verdict, detail, _ = run_principle(3, runs, None, tmp_path)
     sections = [
         {
             "principle": 3,
@@ -361,7 +371,7 @@ def test_principle4_needs_three_configurations_on_budget(tmp_path):
         for d, w in ((1.0, 1.0), (2.0, 0.7))
         for seed in SEEDS
     ]
-    _, verdict, detail = run_principle(4, pd.DataFrame(rows), None, tmp_path)
+    _, verdict, detail, _ = run_principle(4, pd.DataFrame(rows), None, tmp_path)
     assert verdict == "inconclusive: 2 iso-MAC configurations, at least 3 needed"
     assert len(detail) == 2
 

@@ -276,8 +276,8 @@ def render_report(
         summary["pareto"] = pareto_front(summary, "macs", "test_top1_mean")
     comparisons = _comparisons(runs, meta, calib, n_boot)
     principle = _principle(kind, runs, curves, out_dir, meta.get("analysis") or {})
-    if principle:  # its verdict is the claim table's row for the principle
-        files[principle[0].name] = principle[0]
+    if principle and principle.plot:  # its verdict is the claim table's row for the principle
+        files[principle.plot.name] = principle.plot
     claim_ids = list(meta.get("claims") or CLAIMS)
     claims = evaluate_claims(
         claim_ids,
@@ -285,7 +285,7 @@ def render_report(
         comparisons=comparisons[comparisons["metric"] == "test_top1"],
         curves=curves,
         cost_ratios=meta.get("cost_ratios") or _block_ratios(),
-        extra={kind: (principle[1], evidence_of(principle[1]))} if principle else None,
+        extra={kind: (principle.verdict, evidence_of(principle.verdict))} if principle else None,
         looks=meta.get("looks"),
     )
 
@@ -419,11 +419,13 @@ def _plots_section(doc: Doc, plots: Sequence[tuple[Path, str]]) -> None:
 
 
 def _principle_section(doc: Doc, kind: str, principle: Rendered) -> None:
-    p_plot, p_verdict, p_detail = principle
     doc.add("h2", f"Principle {kind[-1]}: {get_claim(kind).text}")
-    doc.add("p", p_verdict)
-    doc.add("table", p_detail)
-    doc.add("img", p_plot, f"principle {kind[-1]}")
+    doc.add("p", principle.verdict)
+    doc.add("table", principle.detail)
+    if principle.plot:
+        doc.add("img", principle.plot, f"principle {kind[-1]}")
+    if principle.missing:
+        doc.add("p", f"Not drawn: {principle.missing}.")
 
 
 def _comparisons(
