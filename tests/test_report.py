@@ -9,7 +9,16 @@ import pytest
 
 from archlab.analysis.principles import PRINCIPLES, analyze, epochs_to_reach
 from archlab.analysis.stats import compare_to_baseline
-from archlab.report.doc import Doc, fmt_mean_ci, fmt_millions, fmt_num, md_table, to_markdown
+from archlab.report.doc import (
+    FOLD_ROWS,
+    Doc,
+    fmt_mean_ci,
+    fmt_millions,
+    fmt_num,
+    md_table,
+    to_html,
+    to_markdown,
+)
 from archlab.report.plots import PNG_SIGNATURE
 from archlab.report.principles import evidence_of, render_principles, run_principle
 from archlab.report.study import pool_bins, render_report
@@ -400,6 +409,41 @@ def test_doc_tables_and_number_formats(tmp_path):
     assert to_markdown(doc, tmp_path) == "## t\n\n| x |\n|---|\n| 1 |\n"
     with pytest.raises(ValueError, match="unknown block kind 'h4'"):
         doc.add("h4", "t")
+
+
+def test_labelled_tables_longer_than_a_screen_fold_into_details(tmp_path):
+    doc = Doc()
+    doc.add("table", pd.DataFrame({"x": range(FOLD_ROWS + 1)}), "long <x>")
+    doc.add("table", pd.DataFrame({"y": range(FOLD_ROWS)}), "short")
+    doc.add("table", pd.DataFrame({"z": range(FOLD_ROWS + 1)}))  # no label: never folded
+    page = to_html(doc, "t")
+    summary = f"<details><summary>long &lt;x&gt; ({FOLD_ROWS + 1} rows)</summary><table>"
+    assert page.count("<details>") == 1 and summary in page
+    assert page.index("</table></details>") < page.index("<th>y</th>")
+    md = to_markdown(doc, tmp_path)
+    assert md.startswith(summary.replace("<table>", "\n\n| x |"))
+    assert md.count("<details>") == 1
+
+
+def test_a_study_page_folds_its_long_tables_after_the_answer(tmp_path, monkeypatch):
+    import archlab.report.doc
+
+    monkeypatch.setattr(archlab.report.doc, "FOLD_ROWS", 2)  # the demo's tables are short
+    runs, curves = study_tables()
+    files = render_report(runs, curves, META, tmp_path, n_boot=200)
+    page = files["report.html"].read_text()
+    answer = page.index("Answer: the paper")
+    assert page.index("</table>", answer) < page.index("<details>")  # the answer stays open
+    assert len(pd.read_csv(tmp_path / "claims.csv")) > 2  # though longer than the fold
+    folded = [s.split(" (")[0] for s in page.split("<details><summary>")[1:]]
+    assert folded == [
+        "every claim row: the paper, the pair, ours, evidence",
+        "the training recipe, one setting a row",
+        "one row per variant: means, 95% CIs, costs",
+        "paired differences against the baseline, per variant and metric",
+    ]
+    n_variants = runs["variant"].nunique()
+    assert f"one row per variant: means, 95% CIs, costs ({n_variants} rows)</summary>" in page
 
 
 def test_whole_model_cost_rows_judge_5g_macs_and_25m_params():

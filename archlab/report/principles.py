@@ -413,7 +413,7 @@ def render_principles(
         doc.add("p", f"Verdict: {sec.get('verdict', 'not run')}")
         detail = sec.get("detail")
         if isinstance(detail, pd.DataFrame):
-            doc.add("table", detail)
+            doc.add("table", detail, "one row per configuration: means, 95% CIs, MACs")
         elif detail:
             doc.add("pre", str(detail))
         if sec.get("plot"):

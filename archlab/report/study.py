@@ -200,7 +200,8 @@ def _recipe_section(doc: Doc, meta: Mapping[str, Any]) -> None:
     if recipe:
         doc.add("h2", "Recipe")
         values = [_setting_text(v) for v in recipe.values()]
-        doc.add("table", pd.DataFrame({"key": list(recipe), "value": values}))
+        table = pd.DataFrame({"key": list(recipe), "value": values})
+        doc.add("table", table, "the training recipe, one setting a row")
 
 
 def _setting_text(value: object) -> str:
@@ -312,7 +313,7 @@ def render_report(
     if kind == "search" and "pareto" in summary.columns:
         doc.add("h2", "Pareto front (fewest MACs for the top-1)")
         front = summary[summary["pareto"]].sort_values("macs")
-        doc.add("table", _summary_view(front, ["test_top1"]))
+        doc.add("table", _summary_view(front, ["test_top1"]), "the variants on the Pareto front")
     if principle:
         _principle_section(doc, kind, principle)
     _plots_section(doc, plots)
@@ -353,7 +354,9 @@ def _claims_section(
 ) -> None:
     doc.add("h2", "Paper claim vs our measurement, in full")
     if len(claims):
-        doc.add("table", _claims_view(claims))
+        doc.add(
+            "table", _claims_view(claims), "every claim row: the paper, the pair, ours, evidence"
+        )
     else:
         doc.add("p", "No claim of the paper is tested by this study's comparisons.")
     doc.add("p", EVIDENCE_NOTE)
@@ -399,13 +402,14 @@ def _noise_line(runs: pd.DataFrame) -> str:
 def _summary_section(doc: Doc, summary: pd.DataFrame, metrics: Sequence[str], cap: str) -> None:
     doc.add("h2", "Summary per variant")
     doc.add("p", f"Means and 95% Student-t intervals over complete runs; {cap}.")
-    doc.add("table", _summary_view(summary, metrics))
+    doc.add("table", _summary_view(summary, metrics), "one row per variant: means, 95% CIs, costs")
 
 
 def _comparisons_section(doc: Doc, comparisons: pd.DataFrame) -> None:
     doc.add("h2", "Comparisons with the baseline")
     if len(comparisons):
-        doc.add("table", _comparison_view(comparisons))
+        label = "paired differences against the baseline, per variant and metric"
+        doc.add("table", _comparison_view(comparisons), label)
     else:
         doc.add("p", "No comparison: the study has no baseline, or no variant besides it.")
 
@@ -421,7 +425,7 @@ def _plots_section(doc: Doc, plots: Sequence[tuple[Path, str]]) -> None:
 def _principle_section(doc: Doc, kind: str, principle: Rendered) -> None:
     doc.add("h2", f"Principle {kind[-1]}: {get_claim(kind).text}")
     doc.add("p", principle.verdict)
-    doc.add("table", principle.detail)
+    doc.add("table", principle.detail, "one row per configuration: means, 95% CIs, MACs")
     if principle.plot:
         doc.add("img", principle.plot, f"principle {kind[-1]}")
     if principle.missing:
