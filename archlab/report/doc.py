@@ -51,7 +51,8 @@ __all__ = [
 ]
 
 _CSS = """
-body{font-family:system-ui,sans-serif;max-width:70em;margin:2em auto;padding:0 1em;color:#222}
+body{font-family:system-ui,sans-serif;max-width:80em;margin:1em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em;margin:.3em 0} h2{margin:.8em 0 .4em}
 table{border-collapse:collapse;margin:1em 0;font-size:.9em;display:block;overflow-x:auto;
 max-width:100%}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}

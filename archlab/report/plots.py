@@ -325,6 +325,9 @@ def plot_xy_ci(
     return save_titled(fig, path, title, caption)
 
 
+#: Inches (100 px each) of the forest plot's width: as wide as a report page's text.
+FOREST_WIDTH = 12.0
+
 VERDICT_COLORS = {
     "agrees": "tab:green",
     "disagrees": "tab:red",
@@ -340,7 +343,8 @@ def plot_forest(claims: pd.DataFrame, path: Path, *, caption: str) -> Path | Non
     if rows.empty:
         return None
     n = len(rows)
-    fig, (ax,) = new_figure(1, width=9.0, height=max(2.6, 0.5 * n + 1.6))
+    # wide and short: the whole plot fits the first screen under the answer table
+    fig, (ax,) = new_figure(1, width=FOREST_WIDTH, height=max(1.6, 0.26 * n + 1.1))
     pos = np.arange(n)
     for y, r in zip(pos, rows.itertuples(), strict=True):
         margin = float(r.margin) if pd.notna(r.margin) else 0.0
@@ -351,7 +355,7 @@ def plot_forest(claims: pd.DataFrame, path: Path, *, caption: str) -> Path | Non
         if pd.notna(r.paper_effect):
             ax.plot([r.paper_effect], [y], marker="x", color="black", markersize=8)
     ax.axvline(0.0, color="black", linewidth=0.8)
-    labels = [f"{r.claim}: {r.comparison}\n{r.evidence}" for r in rows.itertuples()]
+    labels = [f"{r.claim}: {r.comparison} ({r.evidence})" for r in rows.itertuples()]
     ax.set_yticks(pos, labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("difference in test top-1 (points; positive = the paper's choice is better)")

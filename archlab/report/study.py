@@ -161,10 +161,13 @@ def _answer_row(row: pd.Series) -> dict[str, object]:
     }
 
 
-def _answer_section(doc: Doc, claims: pd.DataFrame) -> None:
+def _answer_section(doc: Doc, claims: pd.DataFrame, forest: Path | None) -> None:
     doc.add("h2", "Answer: the paper's claims at this scale")
     if len(claims):
         doc.add("table", pd.DataFrame([_answer_row(r) for _, r in claims.iterrows()]))
+        if forest is not None:  # right under the table: both on the first screen
+            alt = "claims: differences with 95% intervals against the paper's numbers"
+            doc.add("img", forest, alt)
         doc.add(
             "p",
             "Verdicts spend alpha over the planned looks and adjust across rows (Holm), so an "
@@ -302,9 +305,7 @@ def render_report(
     doc = Doc()
     # the answer first: the question, the verdicts and their forest plot fill the first screen
     _title(doc, meta, runs)
-    _answer_section(doc, claims)
-    if forest is not None:
-        doc.add("img", forest, "claims: differences with 95% intervals against the paper's numbers")
+    _answer_section(doc, claims, forest)
     _header(doc, meta, runs)
     _claims_section(doc, claims, runs, meta)
     _recipe_section(doc, meta)
