@@ -61,6 +61,7 @@ def test_principle2_draws_both_curves_the_threshold_and_the_epochs(tmp_path, fig
     runs, curves = _paired_modules()
     rendered = run_principle(2, runs, curves, tmp_path, curve="val_top1", threshold=80.0)
     assert rendered.plot == tmp_path / "principle2.png" and rendered.missing == ""
+    assert "to 80.00% validation top-1 (the threshold fixed in the study file)" in rendered.verdict
     (ax,) = figures["principle2.png"].axes
     assert ax.get_xlabel() == "epoch" and unit(ax.get_ylabel()) == "%"
     assert len(_bands(ax)) == 2  # one band per coarse module

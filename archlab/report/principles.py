@@ -229,7 +229,7 @@ def _render2(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
 
 def _render2_paired(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
     per, metric, f = res.per, res.metric, res.facts
-    curve = metric_label(f["curve"])
+    curve = metric_label(f["curve"]).removesuffix(" (%)")  # "80% validation top-1", one unit
     target = f"epochs to {fmt('accuracy', f['threshold'])}% {curve}"
     band = f["curve_band"]
     path, lacks = None, f"validation curves: no run has the {f['curve']} curve"
