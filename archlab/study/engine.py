@@ -455,6 +455,6 @@ def _principle_section(
     if runs.empty:
         section["verdict"] = f"not run (archlab study run studies/{name}.yaml --scale {scale})"
     else:
-        plot, verdict, detail = run_principle(n, runs, curves, out, **smeta.get("analysis", {}))
-        section.update(plot=plot, verdict=verdict, detail=detail)
+        rendered = run_principle(n, runs, curves, out, **smeta.get("analysis", {}))
+        section.update(rendered._asdict())
     return section
