@@ -30,11 +30,14 @@ from tests.studykit import (
     DIVERGE,
     Proc,
     assert_each_once,
+    check_dead_foreign_run_is_rerun_once,
+    check_live_foreign_run_is_left_alone,
     check_runs_csv,
     complete_by_key,
     one_torch_thread,
     planned_keys,
     run_cli,
+    short_heartbeat,
     tree,
     trials,
     write_study,
@@ -390,3 +393,17 @@ def test_journal_corrupt_in_the_middle_is_one_clear_line(
     line = _one_error_line(capsys.readouterr().err)
     assert rc == 2 and f"{journal}: corrupt journal at line 6" in line
     assert "the lines before it are intact" in line
+
+
+def test_run_of_a_dead_machine_fails_by_its_old_heartbeat_and_reruns_once_on_sqlite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    short_heartbeat(monkeypatch)
+    check_dead_foreign_run_is_rerun_once(f"sqlite:///{tmp_path / 'studies.db'}", tmp_path, "gone")
+
+
+def test_run_of_a_live_machine_with_a_fresh_heartbeat_is_left_alone_on_sqlite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    short_heartbeat(monkeypatch)
+    check_live_foreign_run_is_left_alone(f"sqlite:///{tmp_path / 'studies.db'}", tmp_path, "alive")
