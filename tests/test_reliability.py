@@ -7,6 +7,7 @@ import os
 import random
 import shutil
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import sqlalchemy.exc
 from optuna.trial import FrozenTrial, TrialState
 
 import archlab.study.engine
@@ -25,6 +27,7 @@ from archlab.cli import main
 from archlab.study.engine import run_study
 from archlab.study.optuna_compat import claim_waiting_trial
 from archlab.study.storage import connect
+from archlab.study.trials import heartbeat
 from tests.studykit import (
     CONV5,
     DIVERGE,
@@ -407,3 +410,29 @@ def test_run_of_a_live_machine_with_a_fresh_heartbeat_is_left_alone_on_sqlite(
 ) -> None:
     short_heartbeat(monkeypatch)
     check_live_foreign_run_is_left_alone(f"sqlite:///{tmp_path / 'studies.db'}", tmp_path, "alive")
+
+
+def test_heartbeat_beats_on_after_a_beat_the_database_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a dead heartbeat thread would let other machines fail a run that still trains, and redo it
+    study, storage = connect(f"sqlite:///{tmp_path / 'hb.db'}", "hb", directions=["maximize"])
+    study.enqueue_trial({})
+    trial = claim_waiting_trial(study)  # as a worker claims a run (ask() warns with a heartbeat)
+    assert trial is not None
+    monkeypatch.setattr(storage, "get_heartbeat_interval", lambda: 0.01)  # no test waits a second
+    real, calls, beats = storage.record_heartbeat, [], threading.Event()
+
+    def flaky(trial_id: int) -> None:
+        calls.append(trial_id)
+        if len(calls) == 1:  # a server restart, a dropped connection
+            raise sqlalchemy.exc.OperationalError("UPDATE trial_heartbeats", {}, OSError("gone"))
+        real(trial_id)
+        if len(calls) == 3:
+            beats.set()
+
+    monkeypatch.setattr(storage, "record_heartbeat", flaky)
+    with heartbeat(storage, study, trial.number):
+        assert beats.wait(timeout=30), f"{len(calls)} beat(s), then the heartbeat stopped"
+    err = capsys.readouterr().err
+    assert f"trial {trial.number}: heartbeat not recorded (OperationalError)" in err
