@@ -14,15 +14,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pandas as pd
 import pytest
 import sqlalchemy.exc
 from optuna.trial import FrozenTrial, TrialState
 
+import archlab.study.compare
 import archlab.study.engine
 import archlab.study.progress
 import archlab.study.tables
 import archlab.study.trials
+import archlab.train.trainer
 from archlab.cli import main
 from archlab.study.engine import run_study
 from archlab.study.optuna_compat import claim_waiting_trial
@@ -38,9 +41,11 @@ from tests.studykit import (
     check_runs_csv,
     complete_by_key,
     one_torch_thread,
+    plan_only,
     planned_keys,
     run_cli,
     short_heartbeat,
+    storage_of,
     tree,
     trials,
     write_study,
@@ -436,3 +441,47 @@ def test_heartbeat_beats_on_after_a_beat_the_database_refused(
         assert beats.wait(timeout=30), f"{len(calls)} beat(s), then the heartbeat stopped"
     err = capsys.readouterr().err
     assert f"trial {trial.number}: heartbeat not recorded (OperationalError)" in err
+
+
+@pytest.mark.parametrize("when", ["as it starts", "after its result"])
+def test_run_failed_as_stale_by_another_machine_while_it_trains_is_dropped_here(
+    when: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # This machine stalled past the grace (suspended, its database gone for minutes): another
+    # one failed its run as stale and runs it again. Its worker drops the attempt and goes on.
+    path, url = write_study(tmp_path, "stalled"), f"sqlite:///{tmp_path / 'studies.db'}"
+    plan_only(path, url, tmp_path)
+    failed: list[int] = []
+
+    def fail_it_elsewhere() -> None:
+        if not failed:  # the first run only: the other machine's stale check fails it
+            other = optuna.load_study(study_name="stalled-smoke", storage=storage_of(url))
+            (running,) = other.get_trials(states=(TrialState.RUNNING,))
+            other.tell(running.number, state=TrialState.FAIL)
+            failed.append(running.number)
+
+    if when == "as it starts":  # its next attr write finds the trial failed
+        real_train = archlab.train.trainer.train
+
+        def train(*args: Any, **kwargs: Any) -> Any:
+            fail_it_elsewhere()
+            return real_train(*args, **kwargs)
+
+        monkeypatch.setattr(archlab.train.trainer, "train", train)
+    else:  # every attr written: the final tell finds it failed
+        real_train_trial = archlab.study.compare.train_trial
+
+        def train_trial(trial: optuna.Trial) -> Any:
+            result = real_train_trial(trial)
+            fail_it_elsewhere()
+            return result
+
+        monkeypatch.setattr(archlab.study.compare, "train_trial", train_trial)
+    dirs = {"storage": url, "results_dir": tmp_path / "results", "render": False}
+    outcome = run_study(path, scale="smoke", **dirs)
+    err = capsys.readouterr().err
+    assert f"trial {failed[0]} was failed as stale by another worker" in err, err
+    assert (outcome.counts["done"], outcome.counts["failed"]) == (1, 1)  # it went on to the next
+    assert trials(url, "stalled-smoke")[failed[0]].state == TrialState.FAIL
+    assert run_study(path, scale="smoke", **dirs).ok  # the next pass runs it, once
+    assert_each_once(trials(url, "stalled-smoke"), planned_keys(path))
