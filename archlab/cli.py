@@ -152,7 +152,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from archlab.io import write_json
     from archlab.train.config import TrainConfig, config_from_overrides, preset, validate_config
     from archlab.train.runtime import describe
-    from archlab.train.trainer import summary_lines, train
+    from archlab.train.trainer import load_data, summary_lines, train
 
     spec = apply_overrides(default_spec(args.model), args.overrides)
     flags = {
@@ -166,9 +166,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     config = config_from_overrides(base, args.recipe)
     config = config.replace(**{k: v for k, v in flags.items() if v is not None})
     validate_config(config)
+    data = load_data(config)  # first: bad data is its one error line, with no runtime line above
     if not args.quiet:
         print(f"runtime: {describe(config)}", file=sys.stderr, flush=True)
-    result = train(spec, config, model=args.model, progress=not args.quiet)
+    result = train(spec, config, model=args.model, progress=not args.quiet, dataset=data)
     for line in summary_lines(result):
         print(line)
     if args.json:

@@ -315,7 +315,7 @@ def train(
     validate_config(config)
     if kernels not in KERNELS:
         raise ConfigError(f"kernels: {kernels!r} is not one of {', '.join(KERNELS)}")
-    data = dataset if dataset is not None else _load(config)
+    data = dataset if dataset is not None else load_data(config)
     rt = resolve_runtime(config)
     size = data.train_x.shape[-1]
     cost = complexity(
@@ -362,7 +362,8 @@ def runtime_record(rt: Runtime, config: TrainConfig, kernels: str) -> dict[str, 
     }
 
 
-def _load(config: TrainConfig) -> Dataset:
+def load_data(config: TrainConfig) -> Dataset:
+    """The dataset a run of ``config`` trains and tests on (what ``train`` loads without one)."""
     return load_dataset(
         config.dataset,
         train_subset=config.train_subset,
