@@ -10,10 +10,10 @@ MAX_SEEDS ?=
 UNTIL    = --until-decided --budget $(BUDGET) $(if $(MAX_SEEDS),--max-seeds $(MAX_SEEDS))
 ARCHLAB := $(BIN)/archlab
 
-.PHONY: help venv test test-slow lint format flops bench recipes reports study-principles clean-venv
+.PHONY: help venv test test-slow test-slow-ci lint format flops bench recipes reports study-principles clean-venv
 
 help:
-	@echo "make test | test-slow | lint | flops | bench | recipes | reports | study-<name> [SCALE=full] [JOBS=N] [BUDGET=MIN] [MAX_SEEDS=K]"
+	@echo "make test | test-slow | test-slow-ci | lint | flops | bench | recipes | reports | study-<name> [SCALE=full] [JOBS=N] [BUDGET=MIN] [MAX_SEEDS=K]"
 
 # The stamp depends on pyproject so a changed dependency list reinstalls.
 $(VENV)/.stamp: pyproject.toml
@@ -31,6 +31,14 @@ test: venv
 
 test-slow: venv
 	$(BIN)/pytest -q -rs -m slow
+
+# CI's slice of the slow tests (marked slow_ci; ~20 s on 2 busy cores), cut off after SLOW_CI_S
+# so that a slice grown slow cannot stretch CI past its budget unnoticed
+SLOW_CI_S ?= 120
+test-slow-ci: venv
+	timeout $(SLOW_CI_S) $(BIN)/pytest -q -rs -m 'slow and slow_ci' || { rc=$$?; \
+	  if [ $$rc = 124 ]; then echo "make test-slow-ci: past $(SLOW_CI_S) s; unmark a slow_ci test"; fi; \
+	  exit $$rc; }
 
 # ruff, and the import-linter layers contract (imports only point down; see ARCHITECTURE.md)
 lint: venv

@@ -13,15 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
-import multiprocessing
 import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -30,7 +26,8 @@ from archlab import provenance
 from archlab.arch.models import default_spec
 from archlab.arch.spec import ArchSpec
 from archlab.report.bench import checks
-from archlab.train.config import TrainConfig
+from archlab.train import probes, throughput
+from archlab.train.config import TrainConfig, preset
 from archlab.train.data import DataError, Dataset, load_dataset
 from archlab.train.profile import profile_step
 from archlab.train.reference import baseline_run
@@ -38,8 +35,8 @@ from archlab.train.runtime import cpu_has_fast_bf16, synchronize
 from archlab.train.trainer import train
 
 MODEL = "inception_mini"
+MAX_SETTING = 100_000  # seeds or steps beyond this would run for days: refused up front
 FULL_MODEL = "inception_v3_tv"  # full-size Inception-v3 for the counting target
-JOBS_BARRIER_TIMEOUT_S = 300
 
 
 @dataclass(frozen=True)
@@ -60,6 +57,12 @@ class Settings:
     dataset: str
     test_images: int | None  # first N test images for the accuracy comparison; None = all
     eval_batch_size: int = 1024
+    run_seeds: int = 5  # paired seeds of whole study-recipe runs, per trainer
+    #: changes to the study recipe for the runs-per-hour comparison (none: the studies' own)
+    run_recipe: tuple[tuple[str, Any], ...] = ()
+    probe_batch: int = 64  # the study recipe's batch size
+    probe_steps: int = 10
+    probe_compile: bool = True  # torch.compile's probe costs a compile (~100 s on 2 cores)
 
 
 FULL = Settings(
@@ -95,16 +98,29 @@ QUICK = Settings(
     dataset="synthetic:128",
     test_images=None,
     eval_batch_size=256,
+    run_seeds=2,
+    run_recipe=(("dataset", "synthetic:256"), ("train_subset", None), ("precise_bn", 2)),
+    probe_batch=8,
+    probe_steps=1,
+    probe_compile=False,
 )
 
 
-def settings(*, quick: bool, seeds: int | None = None, steps: int | None = None) -> Settings:
-    """FULL or QUICK with optional overrides of the seeds and the steps per seed."""
+def settings(
+    *,
+    quick: bool,
+    seeds: int | None = None,
+    steps: int | None = None,
+    run_seeds: int | None = None,
+) -> Settings:
+    """FULL or QUICK with optional overrides of the seeds, steps per seed and study-run seeds."""
     s = QUICK if quick else FULL
-    for name, value in (("seeds", seeds), ("steps", steps)):
-        if value is not None and value < 1:
-            raise ValueError(f"--{name} {value}: must be >= 1")
-    return dataclasses.replace(s, seeds=seeds or s.seeds, steps=steps or s.steps)
+    for name, value in (("seeds", seeds), ("steps", steps), ("run-seeds", run_seeds)):
+        if value is not None and not 1 <= value <= MAX_SETTING:
+            raise ValueError(f"--{name} {value}: must be an integer from 1 to {MAX_SETTING:,}")
+    return dataclasses.replace(
+        s, seeds=seeds or s.seeds, steps=steps or s.steps, run_seeds=run_seeds or s.run_seeds
+    )
 
 
 # --- machine ------------------------------------------------------------------------------------
@@ -202,6 +218,11 @@ def archlab_config(s: Settings, device: str) -> TrainConfig:
     )
 
 
+def study_config(s: Settings) -> TrainConfig:
+    """The studies' recipe (preset ``study``) with the settings' changes: the runs-per-hour runs."""
+    return preset("study").replace(threads=1, **dict(s.run_recipe))
+
+
 def _epochs_for(steps: int, n: int, batch_size: int) -> float:
     return steps / (n // batch_size)
 
@@ -276,71 +297,6 @@ def time_counting(limit: int | None) -> dict[str, Any]:
         "full_model_s": end - mid,
         "seconds": end - start,
         "threads": torch.get_num_threads(),
-    }
-
-
-# --- --jobs 1 vs --jobs 2 -------------------------------------------------------------------------
-
-
-def jobs_worker(*, steps: int, batch_size: int, out_dir: str, barrier: Any = None) -> None:
-    """One --jobs worker: train the bench model ``steps`` steps; write its timing window."""
-    from archlab.arch.cost import complexity
-
-    data = _shrink(load_dataset(f"synthetic:{steps * batch_size}"), steps * batch_size, batch_size)
-    # the CPU even where a GPU is present: this compares core pinning
-    cfg = TrainConfig(
-        dataset="synthetic", batch_size=batch_size, epochs=1.0, eval_every=1, device="cpu"
-    )
-    spec = default_spec(MODEL)
-    # train() counts MACs first; counted here (cached) so the timed window is training alone
-    size, chans, classes = data.image_size, data.in_chans, data.num_classes
-    complexity(MODEL, spec, input_size=size, in_chans=chans, num_classes=classes)
-    # a fresh worker's first run sets up kernels the bench process already has: warm both alike,
-    # so the timed run is the steady state of a long study
-    train(spec, cfg.replace(epochs=min(1.0, 2 / steps)), model=MODEL, progress=False, dataset=data)
-    if barrier is not None:
-        barrier.wait(JOBS_BARRIER_TIMEOUT_S)  # start together: the windows must overlap
-    start = time.time()
-    result = train(spec, cfg, model=MODEL, progress=False, dataset=data)
-    end = time.time()
-    row = {
-        "pid": os.getpid(),
-        "cores": provenance.usable_cores(),
-        "threads": torch.get_num_threads(),
-        "images": steps * batch_size,
-        "start": start,
-        "end": end,
-        "train_s": result.final.get("train_time_s"),
-        "status": result.status,
-    }
-    Path(out_dir, f"worker-{os.getpid()}.json").write_text(json.dumps(row))
-
-
-def _run_jobs(n_jobs: int, steps: int, batch_size: int) -> dict[str, Any]:
-    from archlab.parallel import run_workers
-
-    with tempfile.TemporaryDirectory(prefix="archlab-bench-") as tmp:
-        barrier = multiprocessing.get_context("spawn").Barrier(n_jobs) if n_jobs > 1 else None
-        kwargs = {"steps": steps, "batch_size": batch_size, "out_dir": tmp, "barrier": barrier}
-        codes = run_workers(n_jobs, jobs_worker, kwargs)
-        if any(codes):
-            raise RuntimeError(f"--jobs {n_jobs} benchmark workers failed: exit codes {codes}")
-        workers = [json.loads(p.read_text()) for p in sorted(Path(tmp).glob("worker-*.json"))]
-    window = max(w["end"] for w in workers) - min(w["start"] for w in workers)
-    images = sum(w["images"] for w in workers)
-    return {"images_per_s": images / window, "window_s": window, "workers": workers}
-
-
-def jobs_compare(s: Settings) -> dict[str, Any]:
-    """Aggregate img/s of one unpinned process vs two processes pinned to separate cores."""
-    one = _run_jobs(1, s.jobs_steps, s.batch_size)
-    n_cores = len(provenance.usable_cores())
-    two = _run_jobs(2, s.jobs_steps, s.batch_size) if n_cores >= 2 else None
-    return {
-        "steps_per_worker": s.jobs_steps,
-        "jobs1": one,
-        "jobs2": two,
-        "ratio": two["images_per_s"] / one["images_per_s"] if two else None,
     }
 
 
@@ -474,7 +430,14 @@ def _measure(result: dict[str, Any], s: Settings, log: Callable[[str], None]) ->
         dev["derived"] = derive(dev, cost.macs)
         result["devices"][device] = dev
     log("--jobs 1 vs --jobs 2")
-    result["jobs"] = jobs_compare(s)
+    result["jobs"] = throughput.jobs_compare(s.jobs_steps, s.batch_size)
+    log(f"study runs per hour: {s.run_seeds} paired seeds of each trainer")
+    n_workers = len(provenance.usable_cores())
+    result["study_runs"] = throughput.measure(study_config(s), s.run_seeds, n_workers)
+    log("step-time probes: tuned kernels, batched seeds" + (", torch.compile" * s.probe_compile))
+    result["probes"] = probes.probe(
+        batch_size=s.probe_batch, steps=s.probe_steps, compile_=s.probe_compile
+    )
     log("done")
 
 

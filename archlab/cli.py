@@ -150,8 +150,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from archlab.arch.models import default_spec
     from archlab.arch.spec import apply_overrides
     from archlab.io import write_json
-    from archlab.train.config import TrainConfig, config_from_overrides, preset
-    from archlab.train.trainer import summary_lines, train
+    from archlab.train.config import TrainConfig, config_from_overrides, preset, validate_config
+    from archlab.train.runtime import describe
+    from archlab.train.trainer import load_data, summary_lines, train
 
     spec = apply_overrides(default_spec(args.model), args.overrides)
     flags = {
@@ -164,7 +165,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     base = preset(args.preset) if args.preset else TrainConfig()
     config = config_from_overrides(base, args.recipe)
     config = config.replace(**{k: v for k, v in flags.items() if v is not None})
-    result = train(spec, config, model=args.model, progress=not args.quiet)
+    validate_config(config)
+    data = load_data(config)  # first: bad data is its one error line, with no runtime line above
+    if not args.quiet:
+        print(f"runtime: {describe(config)}", file=sys.stderr, flush=True)
+    result = train(spec, config, model=args.model, progress=not args.quiet, dataset=data)
     for line in summary_lines(result):
         print(line)
     if args.json:
@@ -309,11 +314,14 @@ def _cmd_study_report(args: argparse.Namespace) -> int:
 
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="benchmark the trainer against a hand-written PyTorch loop")
+    p = sub.add_parser("bench", help="study runs per hour, and the trainer vs a plain loop")
     p.add_argument("--out", default="reports/bench", metavar="DIR", help="bench.md, bench.json")
     p.add_argument("--quick", action="store_true", help="tiny sizes on synthetic data (smoke)")
     p.add_argument("--seeds", type=int, help="seeds of the accuracy comparison (default 3)")
     p.add_argument("--steps", type=int, help="training steps per seed (default 40)")
+    p.add_argument(
+        "--run-seeds", type=int, help="paired seeds of whole study runs per trainer (default 5)"
+    )
     p.set_defaults(func=_cmd_bench)
 
 
@@ -322,7 +330,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from archlab.report.bench import check_lines, write_bench
 
     try:
-        s = settings(quick=args.quick, seeds=args.seeds, steps=args.steps)
+        s = settings(quick=args.quick, seeds=args.seeds, steps=args.steps, run_seeds=args.run_seeds)
     except ValueError as e:
         raise UsageError(str(e)) from None
     result = run_bench(s, log=lambda msg: print(f"bench: {msg}", file=sys.stderr, flush=True))

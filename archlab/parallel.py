@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,8 @@ from archlab.provenance import usable_cores
 __all__ = ["cap_jobs", "pin", "run_workers", "split_cores", "usable_cores"]
 
 POLL_S = 1.0  # how often the parent refreshes progress while workers run
+PARENT_WATCH_S = 1.0  # how often a worker checks that the process that spawned it still lives
+ORPHANED_EXIT = 3  # a worker's exit code when it stopped because its parent was gone
 
 
 def split_cores(n_jobs: int, cores: list[int] | set[int]) -> list[set[int]]:
@@ -59,9 +62,22 @@ def pin(cores: set[int]) -> None:
     torch.set_num_threads(len(cores))
 
 
-def _entry(cores: set[int], target: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+def _entry(
+    cores: set[int], target: Callable[..., Any], kwargs: dict[str, Any], parent: int
+) -> None:
     pin(cores)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     target(**kwargs)
+
+
+def _watch_parent(parent: int) -> None:
+    """End this worker when its parent is gone (killed without passing a signal on)."""
+    # A SIGKILLed engine leaves its spawned workers training on the cores a restarted study
+    # wants; their in-flight trials stay RUNNING and the next run fails them as stale (same
+    # host, dead pid) and trains them again, so stopping here loses nothing that is stored.
+    while os.getppid() == parent:
+        time.sleep(PARENT_WATCH_S)
+    os._exit(ORPHANED_EXIT)
 
 
 def run_workers(
@@ -82,7 +98,9 @@ def run_workers(
         return [_run_here(target, kwargs, poll)]
     ctx = multiprocessing.get_context("spawn")
     procs = [
-        ctx.Process(target=_entry, args=(cores, target, kwargs), name=f"archlab-worker-{i}")
+        ctx.Process(
+            target=_entry, args=(cores, target, kwargs, os.getpid()), name=f"archlab-worker-{i}"
+        )
         for i, cores in enumerate(split_cores(n_jobs, usable_cores()))
     ]
     for p in procs:

@@ -54,3 +54,19 @@ def postgres_url() -> Iterator[str]:
         yield url
     finally:
         server.__exit__(None, None, None)
+
+
+@pytest.fixture
+def figures(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """PNG file name -> the matplotlib Figure saved there (through ``plots.save_titled``)."""
+    import archlab.report.plots as plots
+
+    seen = {}
+    real = plots.save_titled
+
+    def keep(fig, path, title, caption):
+        seen[path.name] = fig
+        return real(fig, path, title, caption)
+
+    monkeypatch.setattr(plots, "save_titled", keep)
+    return seen

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import queue
 import signal
@@ -15,14 +16,23 @@ from typing import Any
 
 import optuna
 import pandas as pd
+import pytest
+import sqlalchemy
 import torch
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
+import archlab.study.progress
+import archlab.study.storage
+import archlab.study.trials
+from archlab.study.engine import run_study
+from archlab.study.optuna_compat import claim_waiting_trial
 from archlab.study.plan import plan_cells
+from archlab.study.storage import connect
 from archlab.study.studyfile import load_study
 from archlab.study.tables import RUN_COLUMNS
+from archlab.study.trials import fail_stale, heartbeat
 
 #: ``python -m archlab.cli``: the module entry point, so its error handling is tested too
 ARCHLAB = [sys.executable, "-m", "archlab.cli"]
@@ -238,3 +248,105 @@ def tree(root: Path) -> dict[str, tuple[int, int]]:
         str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
         for p in sorted(root.rglob("*"))
     }
+
+
+# --- a run left RUNNING by a worker on another machine -------------------------------------------
+
+FOREIGN_HOST = "another-machine.invalid"  # never this host's name: its pids mean nothing here
+SHORT_HEARTBEAT_S = 1  # what short_heartbeat() sets: beat every second ...
+SHORT_GRACE_S = 10  # ... stale after 10 s without one (far above a busy machine's stalls)
+
+
+def short_heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Storages opened from now on beat every second and call a run stale after SHORT_GRACE_S."""
+    monkeypatch.setattr(archlab.study.storage, "HEARTBEAT_S", SHORT_HEARTBEAT_S)
+    monkeypatch.setattr(archlab.study.storage, "GRACE_S", SHORT_GRACE_S)
+    monkeypatch.setattr(archlab.study.trials, "GRACE_S", SHORT_GRACE_S)
+
+
+def plan_only(path: Path, url: str, tmp: Path) -> None:
+    """Plan and enqueue a study's runs in ``url`` without training any."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(archlab.study.progress, "run_workers", lambda *a, **k: [0])
+        run_study(path, scale="smoke", storage=url, results_dir=tmp / "results", render=False)
+
+
+def claim_as_foreign_worker(url: str, name: str, *, pid: int, heartbeat_age_s: float) -> int:
+    """Claim the next enqueued run as a worker on FOREIGN_HOST; its trial's number.
+
+    The owner attr names that host and ``pid``; its one heartbeat is ``heartbeat_age_s`` old
+    by the database's own clock (the clock optuna's stale check reads), so no test waits.
+    """
+    storage = storage_of(url)
+    assert isinstance(storage, RDBStorage)
+    study = optuna.load_study(study_name=name, storage=storage)
+    trial = claim_waiting_trial(study)
+    assert trial is not None, "nothing enqueued to claim"
+    trial.set_user_attr("owner", {"host": FOREIGN_HOST, "pid": pid, "start": "1"})
+    trial_id = storage.get_trial_id_from_study_id_trial_number(
+        storage.get_study_id_from_name(name), trial.number
+    )
+    storage.record_heartbeat(trial_id)
+    if heartbeat_age_s:
+        meta = sqlalchemy.MetaData()
+        table = sqlalchemy.Table("trial_heartbeats", meta, autoload_with=storage.engine)
+        where = table.c.trial_id == trial_id
+        with storage.engine.begin() as conn:
+            beat = conn.execute(sqlalchemy.select(table.c.heartbeat).where(where)).scalar_one()
+            age = datetime.timedelta(seconds=heartbeat_age_s)
+            conn.execute(table.update().where(where).values(heartbeat=beat - age))
+    return trial.number
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+def _run(path: Path, url: str, tmp: Path) -> Any:
+    return run_study(path, scale="smoke", storage=url, results_dir=tmp / "results", render=False)
+
+
+def check_dead_foreign_run_is_rerun_once(url: str, tmp: Path, name: str) -> None:
+    """A run claimed on FOREIGN_HOST, its heartbeat past the grace: failed, then run here once."""
+    path = write_study(tmp, name)
+    keys, study_name = planned_keys(path), f"{name}-smoke"
+    plan_only(path, url, tmp)
+    # its pid is alive here (this test's): only the old heartbeat says that its owner is gone
+    age = SHORT_GRACE_S + 60
+    number = claim_as_foreign_worker(url, study_name, pid=os.getpid(), heartbeat_age_s=age)
+    key = trials(url, study_name)[number].user_attrs["key"]
+
+    outcome = _run(path, url, tmp)
+    assert outcome.ok, outcome.counts
+    ts = trials(url, study_name)
+    assert ts[number].state == TrialState.FAIL
+    assert_each_once(ts, keys)
+    # enqueued again once and trained once: the failed trial, then one COMPLETE one
+    ours = [(t.number, t.state) for t in ts if t.user_attrs.get("key") == key]
+    assert ours[0] == (number, TrialState.FAIL) and [s for _, s in ours[1:]] == [
+        TrialState.COMPLETE
+    ]
+    assert _run(path, url, tmp).ok and len(trials(url, study_name)) == len(ts)  # nothing more
+
+
+def check_live_foreign_run_is_left_alone(url: str, tmp: Path, name: str) -> None:
+    """A run claimed on FOREIGN_HOST that keeps beating: never failed, never run here too."""
+    path = write_study(tmp, name)
+    study_name = f"{name}-smoke"
+    plan_only(path, url, tmp)
+    # its pid is dead here: only the host in its owner says that the pid is another machine's
+    number = claim_as_foreign_worker(url, study_name, pid=dead_pid(), heartbeat_age_s=0)
+    study, storage = connect(url, study_name)
+    assert fail_stale(study) == []
+    assert trials(url, study_name)[number].state == TrialState.RUNNING
+
+    with heartbeat(storage, study, number):  # the foreign worker beats on while this one works
+        outcome = _run(path, url, tmp)
+    assert (outcome.counts["done"], outcome.counts["running"]) == (1, 1), outcome.counts
+    ts = trials(url, study_name)
+    assert ts[number].state == TrialState.RUNNING
+    key = ts[number].user_attrs["key"]
+    assert [t.number for t in ts if t.user_attrs.get("key") == key] == [number]  # not enqueued

@@ -109,6 +109,19 @@ FIELDS: dict[str, Check] = {
     "jobs.jobs1.images_per_s": RATE,
     "jobs.jobs2.images_per_s": RATE,  # None with one usable core (see _get)
     "jobs.ratio": positive(10),
+    "study_runs.workers": integer(1, 4096),
+    "study_runs.ratio": positive(100),
+    "study_runs.stock.runs_per_hour": positive(1e7),
+    "study_runs.tuned.runs_per_hour": positive(1e7),
+    "study_runs.stock.mean_wall_s": SECONDS,
+    "study_runs.tuned.mean_train_s": SECONDS,
+    "study_runs.stock.test_top1": each(PERCENT),
+    "study_runs.tuned.test_top1": each(PERCENT),
+    "study_runs.accuracy.ci95": each(number(-100, 100), n=2),
+    "study_runs.accuracy.identical": integer(0, 100),
+    "probes.ms_per_seed_step.stock": positive(1e5),
+    "probes.ms_per_seed_step.tuned": positive(1e5),
+    "probes.vs_stock.tuned": positive(100),
     "load_average.start": number(0, 1e4),
     "load_average.end": number(0, 1e4),
     "checks": each(lambda c: isinstance(c, dict) and c.get("id") in bench_report.TARGETS),
@@ -214,22 +227,31 @@ def test_every_target_checked(quick: tuple[dict, str]) -> None:
 
 def test_markdown_has_profile_and_results(quick: tuple[dict, str]) -> None:
     md = quick[1]
-    assert "## Results" in md and "## Profile of one archlab training step" in md
+    assert "## Study runs per hour: today's trainer vs the new one" in md
+    assert "## The trainer vs a hand-written PyTorch loop" in md
+    assert "## Profile of one archlab training step" in md
+    assert "flags: " in md  # the CPU's flags are with every timing
+    assert "## Ways to more runs per hour, measured" in md
+    if "cuda" not in quick[0]["devices"]:
+        assert "CUDA: not measured" in md
     assert "--quick run" in md
 
 
 def test_shortfalls_say_by_how_much_and_why(quick: tuple[dict, str]) -> None:
     result = copy.deepcopy(quick[0])
-    dev = result["devices"]["cpu"]["derived"]
-    dev.update(speedup=1.5, peak_fraction=0.05, top1_gap=-2.0)
+    result["devices"]["cpu"]["derived"].update(peak_fraction=0.05)
+    result["study_runs"]["ratio"] = 1.25
+    result["study_runs"]["accuracy"].update(ci95=[0.4, 1.2], diffs=[0.5, 1.1])
     result["counting"]["seconds"] = 25.0
     result["checks"] = bench_report.checks(result)
     short = {c["id"]: c for c in result["checks"] if not c["passed"]}
-    assert {"speedup", "mac_util", "top1_gap", "count_s"} <= set(short)
-    assert short["speedup"]["shortfall_shown"] == "1.50x"
+    assert {"runs_per_hour", "mac_util", "run_accuracy", "count_s"} <= set(short)
+    assert short["runs_per_hour"]["shortfall_shown"] == "0.75x"
+    assert short["run_accuracy"]["shortfall_shown"] == "0.40 pt"  # 0 lies 0.4 pt below
     assert short["count_s"]["shortfall_shown"] == "15.0 s"
     assert all(c["reason"] for c in short.values())
-    assert "FALLS SHORT by 1.50x" in bench_report.markdown(result)
+    assert "+0.50, +1.10" in short["run_accuracy"]["reason"]
+    assert "FALLS SHORT by 0.75x" in bench_report.markdown(result)
 
 
 def test_baseline_and_archlab_are_paired() -> None:

@@ -93,6 +93,7 @@ def test_three_counts_agree_per_layer(label: str, spec: ArchSpec) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.slow_ci
 def test_full_size_paper_counts_agree() -> None:
     c = count("inception_v3_paper", default_spec("inception_v3_paper"), fvcore=True)
     assert c.macs == c.fvcore_macs == c.flop_counter_macs
@@ -156,6 +157,7 @@ def test_golden_complexity_full_size_sample(model: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.slow_ci
 @pytest.mark.parametrize("model", FULL_SIZE)
 def test_golden_complexity_full_size_every_option(model: str) -> None:
     _check_full_size(model, None)
@@ -195,6 +197,7 @@ def test_solve_width_unreachable_budget(budget: int) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.slow_ci
 def test_solve_width_full_size() -> None:
     """The paper's layout made as costly as torchvision's (a 16x-wide probe must not OOM)."""
     budget = fast_macs("inception_v3_tv", default_spec("inception_v3_tv"))

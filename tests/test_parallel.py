@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -65,3 +69,47 @@ def test_workers_are_pinned_to_their_own_cores(tmp_path: Path) -> None:
 def test_one_job_runs_in_this_process(tmp_path: Path) -> None:
     assert run_workers(1, _record_pinning, {"out": str(tmp_path)}) == [0]
     assert [p.stem for p in tmp_path.glob("*.json")] == [str(os.getpid())]
+
+
+def _sleep_forever(out: str) -> None:
+    Path(out, f"{os.getpid()}.pid").write_text("")
+    while True:
+        time.sleep(0.2)
+
+
+@pytest.mark.skipif(len(usable_cores()) < 2, reason="needs 2 cores")
+def test_workers_stop_when_their_parent_is_killed(tmp_path: Path) -> None:
+    """A SIGKILLed parent (no signal reaches the workers) leaves no worker running."""
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[2]);"
+        "from archlab.parallel import run_workers;"
+        "from tests.test_parallel import _sleep_forever;"
+        "run_workers(2, _sleep_forever, {'out': sys.argv[1]})"
+    )
+    root = str(Path(__file__).resolve().parents[1])
+    # its own session: the kill below must not reach the workers through the process group
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path), root], start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("*.pid"))) < 2:
+        assert time.monotonic() < deadline, "workers never started"
+        assert parent.poll() is None, "parent exited early"
+        time.sleep(0.1)
+    workers = [int(p.stem) for p in tmp_path.glob("*.pid")]
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 60  # a bound, not a timing: the watch checks every second
+    while any(_alive(pid) for pid in workers):
+        assert time.monotonic() < deadline, f"workers {workers} outlived their parent"
+        time.sleep(0.2)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (exited, not yet reaped by init) counts as gone
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ")[-1].startswith("Z"))

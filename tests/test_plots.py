@@ -1,7 +1,8 @@
 """Plots are written as valid PNG files, atomically, and carry their units.
 
-The plot functions return the PNG's path, not the figure: ``figures`` records each Figure as it
-is saved, so the tests read the axis labels and the plotted data back from matplotlib's objects.
+The plot functions return the PNG's path, not the figure: ``figures`` (conftest) records each
+Figure as it is saved, so the tests read the axis labels and the plotted data back from
+matplotlib's objects.
 """
 
 import re
@@ -28,22 +29,6 @@ CAP = caption_line("fashion-mnist", "quick", 3)
 
 def _is_png(path) -> bool:
     return path.read_bytes()[:8] == PNG_SIGNATURE
-
-
-@pytest.fixture
-def figures(monkeypatch) -> dict:
-    """PNG file name -> the matplotlib Figure that was saved there."""
-    import archlab.report.plots as plots
-
-    seen = {}
-    real = plots._save
-
-    def keep(fig, path, title, caption):
-        seen[path.name] = fig
-        return real(fig, path, title, caption)
-
-    monkeypatch.setattr(plots, "_save", keep)
-    return seen
 
 
 UNIT = re.compile(r"\(([^()]+)\)")  # "test top-1 (%)" -> "%"

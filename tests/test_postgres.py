@@ -5,6 +5,7 @@ from __future__ import annotations
 import urllib.parse
 from pathlib import Path
 
+import pytest
 from optuna.trial import TrialState
 
 from tests.pgserver import PASSWORD
@@ -13,9 +14,12 @@ from tests.studykit import (
     DIVERGE,
     Proc,
     assert_each_once,
+    check_dead_foreign_run_is_rerun_once,
+    check_live_foreign_run_is_left_alone,
     check_runs_csv,
     planned_keys,
     run_cli,
+    short_heartbeat,
     trials,
     write_study,
 )
@@ -85,3 +89,17 @@ def test_killed_machine_on_postgres_is_rerun(postgres_url: str, tmp_path: Path) 
     ts = trials(postgres_url, "pgkill-smoke")
     assert ts[running.number].state == TrialState.FAIL
     assert_each_once(ts, keys)
+
+
+def test_run_of_a_dead_machine_fails_by_its_old_heartbeat_and_reruns_once_on_postgres(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    short_heartbeat(monkeypatch)
+    check_dead_foreign_run_is_rerun_once(postgres_url, tmp_path, "pggone")
+
+
+def test_run_of_a_live_machine_with_a_fresh_heartbeat_is_left_alone_on_postgres(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    short_heartbeat(monkeypatch)
+    check_live_foreign_run_is_left_alone(postgres_url, tmp_path, "pgalive")

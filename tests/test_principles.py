@@ -75,6 +75,10 @@ def test_principle3_at_equal_macs_finds_the_smallest_equivalent_ratio(
     res = analyze(3, runs)
     assert (res.evidence, res.facts["smallest"]) == (evidence, smallest)
     assert [ok for *_, ok in res.facts["tost"]] == [abs(drops[r]) < 0.5 for r in (0.125, 0.25, 0.5)]
+    for r, d, _, ok in res.facts["tost"]:
+        lo, hi = res.facts["ci90"][r]  # what the figure draws as the TOST interval
+        assert d.lo < lo < d.mean < hi < d.hi  # a 90% interval inside the 95% one
+        assert not ok or -res.facts["margin"] < lo < hi < res.facts["margin"]
 
 
 def test_principle4_vertex_of_a_quadratic_in_log_depth() -> None:
@@ -116,3 +120,7 @@ def test_principle2_at_equal_macs_pairs_epochs_to_a_fixed_threshold(
     # 20 points to climb: 2.5 epochs at 8/epoch vs 2.0 at 10/epoch (or 3.33 at 6/epoch)
     expected = 20 / (8 + faster) - 20 / 8
     assert speed.lo < expected < speed.hi
+    band = res.facts["curve_band"].set_index(["coarse_module", "epoch"])
+    assert len(band) == 20 and (band["n"] == len(SEEDS)).all()
+    gap = band.loc[("expanded", 10.0), "mean"] - band.loc[("plain", 10.0), "mean"]
+    assert gap == pytest.approx(10 * faster, abs=1.5)  # the curves the figure draws

@@ -7,34 +7,45 @@ import os
 import random
 import shutil
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pandas as pd
 import pytest
+import sqlalchemy.exc
 from optuna.trial import FrozenTrial, TrialState
 
+import archlab.study.compare
 import archlab.study.engine
 import archlab.study.progress
 import archlab.study.tables
 import archlab.study.trials
+import archlab.train.trainer
 from archlab.cli import main
 from archlab.study.engine import run_study
 from archlab.study.optuna_compat import claim_waiting_trial
 from archlab.study.storage import connect
+from archlab.study.trials import heartbeat
 from tests.studykit import (
     CONV5,
     DIVERGE,
     Proc,
     assert_each_once,
+    check_dead_foreign_run_is_rerun_once,
+    check_live_foreign_run_is_left_alone,
     check_runs_csv,
     complete_by_key,
     one_torch_thread,
+    plan_only,
     planned_keys,
     run_cli,
+    short_heartbeat,
+    storage_of,
     tree,
     trials,
     write_study,
@@ -390,3 +401,87 @@ def test_journal_corrupt_in_the_middle_is_one_clear_line(
     line = _one_error_line(capsys.readouterr().err)
     assert rc == 2 and f"{journal}: corrupt journal at line 6" in line
     assert "the lines before it are intact" in line
+
+
+def test_run_of_a_dead_machine_fails_by_its_old_heartbeat_and_reruns_once_on_sqlite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    short_heartbeat(monkeypatch)
+    check_dead_foreign_run_is_rerun_once(f"sqlite:///{tmp_path / 'studies.db'}", tmp_path, "gone")
+
+
+def test_run_of_a_live_machine_with_a_fresh_heartbeat_is_left_alone_on_sqlite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    short_heartbeat(monkeypatch)
+    check_live_foreign_run_is_left_alone(f"sqlite:///{tmp_path / 'studies.db'}", tmp_path, "alive")
+
+
+def test_heartbeat_beats_on_after_a_beat_the_database_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a dead heartbeat thread would let other machines fail a run that still trains, and redo it
+    study, storage = connect(f"sqlite:///{tmp_path / 'hb.db'}", "hb", directions=["maximize"])
+    study.enqueue_trial({})
+    trial = claim_waiting_trial(study)  # as a worker claims a run (ask() warns with a heartbeat)
+    assert trial is not None
+    monkeypatch.setattr(storage, "get_heartbeat_interval", lambda: 0.01)  # no test waits a second
+    real, calls, beats = storage.record_heartbeat, [], threading.Event()
+
+    def flaky(trial_id: int) -> None:
+        calls.append(trial_id)
+        if len(calls) == 1:  # a server restart, a dropped connection
+            raise sqlalchemy.exc.OperationalError("UPDATE trial_heartbeats", {}, OSError("gone"))
+        real(trial_id)
+        if len(calls) == 3:
+            beats.set()
+
+    monkeypatch.setattr(storage, "record_heartbeat", flaky)
+    with heartbeat(storage, study, trial.number):
+        assert beats.wait(timeout=30), f"{len(calls)} beat(s), then the heartbeat stopped"
+    err = capsys.readouterr().err
+    assert f"trial {trial.number}: heartbeat not recorded (OperationalError)" in err
+
+
+@pytest.mark.parametrize("when", ["as it starts", "after its result"])
+def test_run_failed_as_stale_by_another_machine_while_it_trains_is_dropped_here(
+    when: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # This machine stalled past the grace (suspended, its database gone for minutes): another
+    # one failed its run as stale and runs it again. Its worker drops the attempt and goes on.
+    path, url = write_study(tmp_path, "stalled"), f"sqlite:///{tmp_path / 'studies.db'}"
+    plan_only(path, url, tmp_path)
+    failed: list[int] = []
+
+    def fail_it_elsewhere() -> None:
+        if not failed:  # the first run only: the other machine's stale check fails it
+            other = optuna.load_study(study_name="stalled-smoke", storage=storage_of(url))
+            (running,) = other.get_trials(states=(TrialState.RUNNING,))
+            other.tell(running.number, state=TrialState.FAIL)
+            failed.append(running.number)
+
+    if when == "as it starts":  # its next attr write finds the trial failed
+        real_train = archlab.train.trainer.train
+
+        def train(*args: Any, **kwargs: Any) -> Any:
+            fail_it_elsewhere()
+            return real_train(*args, **kwargs)
+
+        monkeypatch.setattr(archlab.train.trainer, "train", train)
+    else:  # every attr written: the final tell finds it failed
+        real_train_trial = archlab.study.compare.train_trial
+
+        def train_trial(trial: optuna.Trial) -> Any:
+            result = real_train_trial(trial)
+            fail_it_elsewhere()
+            return result
+
+        monkeypatch.setattr(archlab.study.compare, "train_trial", train_trial)
+    dirs = {"storage": url, "results_dir": tmp_path / "results", "render": False}
+    outcome = run_study(path, scale="smoke", **dirs)
+    err = capsys.readouterr().err
+    assert f"trial {failed[0]} was failed as stale by another worker" in err, err
+    assert (outcome.counts["done"], outcome.counts["failed"]) == (1, 1)  # it went on to the next
+    assert trials(url, "stalled-smoke")[failed[0]].state == TrialState.FAIL
+    assert run_study(path, scale="smoke", **dirs).ok  # the next pass runs it, once
+    assert_each_once(trials(url, "stalled-smoke"), planned_keys(path))

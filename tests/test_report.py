@@ -9,7 +9,16 @@ import pytest
 
 from archlab.analysis.principles import PRINCIPLES, analyze, epochs_to_reach
 from archlab.analysis.stats import compare_to_baseline
-from archlab.report.doc import Doc, fmt_mean_ci, fmt_millions, fmt_num, md_table, to_markdown
+from archlab.report.doc import (
+    FOLD_ROWS,
+    Doc,
+    fmt_mean_ci,
+    fmt_millions,
+    fmt_num,
+    md_table,
+    to_html,
+    to_markdown,
+)
 from archlab.report.plots import PNG_SIGNATURE
 from archlab.report.principles import evidence_of, render_principles, run_principle
 from archlab.report.study import pool_bins, render_report
@@ -242,7 +251,7 @@ def _principle_runs(key: str, values, effect, **fixed) -> pd.DataFrame:
 def test_principle1_agrees_when_milder_bottleneck_is_better(tmp_path):
     runs = _principle_runs("min_repr", [0.125, 0.25, 0.5, 1.0], lambda v: 2 * np.log2(v))
     runs["grid_reduction"] = np.where(runs["min_repr"] < 0.3, "pool_conv", "parallel")
-    path, verdict, detail = run_principle(1, runs, None, tmp_path)
+    path, verdict, detail, _ = run_principle(1, runs, None, tmp_path)
     assert path.read_bytes()[:8] == PNG_SIGNATURE
     assert evidence_of(verdict) == "agrees"
     assert "+2.00 pt per doubling" in verdict
@@ -259,7 +268,7 @@ def test_principle2_wider_trains_faster(tmp_path):
             for e in range(1, 11)
         ]
     )
-    path, verdict, detail = run_principle(2, runs, curves, tmp_path, threshold=60.0)
+    path, verdict, detail, _ = run_principle(2, runs, curves, tmp_path, threshold=60.0)
     assert evidence_of(verdict) == "agrees"
     assert set(detail["not reached"]) == {0}
     assert path.exists()
@@ -267,10 +276,10 @@ def test_principle2_wider_trains_faster(tmp_path):
 
 def test_principle3_needs_four_ratios(tmp_path):
     runs = _principle_runs("reduce_ratio", [0.25, 0.5, 1.0], lambda v: 0.0)
-    _, verdict, _ = run_principle(3, runs, None, tmp_path)
+    _, verdict, _, _ = run_principle(3, runs, None, tmp_path)
     assert verdict.startswith("inconclusive: 3 reduce_ratio values")
     runs = _principle_runs("reduce_ratio", [0.125, 0.25, 0.5, 1.0], lambda v: 0.1 * v)
-    _, verdict, detail = run_principle(3, runs, None, tmp_path)
+    _, verdict, detail, _ = run_principle(3, runs, None, tmp_path)
     assert evidence_of(verdict) == "agrees" and len(detail) == 4
 
 
@@ -281,7 +290,7 @@ def test_principle4_flags_off_budget_points_and_finds_balance(tmp_path):
         for seed in SEEDS:
             top1 = 89.0 + (1.0 if d == 1.0 else 0.0) + 0.2 * seed
             rows.append(_run(f"d={d}", seed, top1, macs, depth_mult=d, width_mult=w))
-    path, verdict, detail = run_principle(4, pd.DataFrame(rows), None, tmp_path)
+    path, verdict, detail, _ = run_principle(4, pd.DataFrame(rows), None, tmp_path)
     assert detail["outside tolerance"].tolist() == ["", "", "", "yes"]  # 33 M is +10%
     assert evidence_of(verdict) == "agrees"
     assert "best is d=1, w=1" in verdict
@@ -298,9 +307,19 @@ def test_render_report_for_a_principle_study(tmp_path):
     assert claims["evidence"].iloc[0] == "agrees"
 
 
+def test_a_principle_study_page_names_the_figure_its_runs_cannot_carry(tmp_path):
+    runs = _principle_runs("coarse_module", ["expanded", "plain"], lambda v: 0.0)
+    analysis = {"curve": "val_top1", "threshold": 80.0}
+    meta = {**META, "kind": "principle2", "claims": ["principle2"], "analysis": analysis}
+    files = render_report(runs, pd.DataFrame(), {**meta, "baseline": None}, tmp_path, n_boot=200)
+    assert "principle2.png" not in files  # no curves: nothing to draw
+    md = files["report.md"].read_text()
+    assert "Not drawn: validation curves: no run has the val_top1 curve." in md
+
+
 def test_render_principles_page(tmp_path):
     runs = _principle_runs("reduce_ratio", [0.125, 0.25, 0.5, 1.0], lambda v: 0.1 * v)
-    path, verdict, detail = run_principle(3, runs, None, tmp_path)
+    path, verdict, detail, _ = run_principle(3, runs, None, tmp_path)
     sections = [
         {
             "principle": 3,
@@ -361,7 +380,7 @@ def test_principle4_needs_three_configurations_on_budget(tmp_path):
         for d, w in ((1.0, 1.0), (2.0, 0.7))
         for seed in SEEDS
     ]
-    _, verdict, detail = run_principle(4, pd.DataFrame(rows), None, tmp_path)
+    _, verdict, detail, _ = run_principle(4, pd.DataFrame(rows), None, tmp_path)
     assert verdict == "inconclusive: 2 iso-MAC configurations, at least 3 needed"
     assert len(detail) == 2
 
@@ -390,6 +409,41 @@ def test_doc_tables_and_number_formats(tmp_path):
     assert to_markdown(doc, tmp_path) == "## t\n\n| x |\n|---|\n| 1 |\n"
     with pytest.raises(ValueError, match="unknown block kind 'h4'"):
         doc.add("h4", "t")
+
+
+def test_labelled_tables_longer_than_a_screen_fold_into_details(tmp_path):
+    doc = Doc()
+    doc.add("table", pd.DataFrame({"x": range(FOLD_ROWS + 1)}), "long <x>")
+    doc.add("table", pd.DataFrame({"y": range(FOLD_ROWS)}), "short")
+    doc.add("table", pd.DataFrame({"z": range(FOLD_ROWS + 1)}))  # no label: never folded
+    page = to_html(doc, "t")
+    summary = f"<details><summary>long &lt;x&gt; ({FOLD_ROWS + 1} rows)</summary><table>"
+    assert page.count("<details>") == 1 and summary in page
+    assert page.index("</table></details>") < page.index("<th>y</th>")
+    md = to_markdown(doc, tmp_path)
+    assert md.startswith(summary.replace("<table>", "\n\n| x |"))
+    assert md.count("<details>") == 1
+
+
+def test_a_study_page_folds_its_long_tables_after_the_answer(tmp_path, monkeypatch):
+    import archlab.report.doc
+
+    monkeypatch.setattr(archlab.report.doc, "FOLD_ROWS", 2)  # the demo's tables are short
+    runs, curves = study_tables()
+    files = render_report(runs, curves, META, tmp_path, n_boot=200)
+    page = files["report.html"].read_text()
+    answer = page.index("Answer: the paper")
+    assert page.index("</table>", answer) < page.index("<details>")  # the answer stays open
+    assert len(pd.read_csv(tmp_path / "claims.csv")) > 2  # though longer than the fold
+    folded = [s.split(" (")[0] for s in page.split("<details><summary>")[1:]]
+    assert folded == [
+        "every claim row: the paper, the pair, ours, evidence",
+        "the training recipe, one setting a row",
+        "one row per variant: means, 95% CIs, costs",
+        "paired differences against the baseline, per variant and metric",
+    ]
+    n_variants = runs["variant"].nunique()
+    assert f"one row per variant: means, 95% CIs, costs ({n_variants} rows)</summary>" in page
 
 
 def test_whole_model_cost_rows_judge_5g_macs_and_25m_params():

@@ -302,3 +302,26 @@ def test_principles_page_gathers_the_principle_studies(smoke_dirs: dict[str, Pat
         assert "not run" not in verdict, f"principle {n} has runs but shows: {verdict}"
         assert evidence_of(verdict[len("Verdict: ") :]) in EVIDENCE, verdict
         assert f"principle{n}.png" in section  # its plot, drawn from the runs
+
+
+def test_runs_stored_before_a_field_existed_read_as_its_default() -> None:
+    """A run whose spec/recipe predate squeeze_* and upsample equals one stored with defaults."""
+    from archlab.study.tables import collect
+
+    study = optuna.create_study()
+    study.set_user_attr("meta", {"study": "old-and-new"})
+    new = cell_attrs("inception_mini", ArchSpec(), TrainConfig(), "quick", "baseline")
+    old = {
+        **new,
+        "spec": {k: v for k, v in new["spec"].items() if not k.startswith(("squeeze", "stem_s"))},
+        "recipe": {k: v for k, v in new["recipe"].items() if k != "upsample"},
+    }
+    for attrs in (old, new):
+        trial = study.ask()
+        for k, v in attrs.items():
+            trial.set_user_attr(k, v)
+        study.tell(trial, 0.0)
+    runs, _, _ = collect(study)
+    added = ["squeeze_at", "squeeze_ratio", "stem_stride", "upsample"]
+    assert runs[added].iloc[0].equals(runs[added].iloc[1]), runs[added]
+    assert runs.loc[0, "squeeze_at"] == "none" and runs.loc[0, "squeeze_ratio"] == 1.0

@@ -22,6 +22,7 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import ttost_paired
 
+from archlab.analysis.bands import SEED_PREFIX, curve_band
 from archlab.analysis.claims import get_claim, judge
 from archlab.analysis.stats import bootstrap_slope, mean_ci, paired_diff, prepare_runs
 
@@ -117,7 +118,8 @@ class Estimate:
 
 def seed_ols(df: pd.DataFrame, metric: str, terms: Mapping[str, np.ndarray]) -> Any:
     """OLS of ``metric`` on the named ``terms`` plus one intercept per seed (the seeds pair)."""
-    seeds = pd.get_dummies(df["seed"].astype(str), dtype=float)
+    seeds = pd.get_dummies(df["seed"].astype(str), prefix=SEED_PREFIX[:-1], prefix_sep="=")
+    seeds = seeds.astype(float)
     x = pd.concat([seeds.reset_index(drop=True), pd.DataFrame(dict(terms))], axis=1)
     return sm.OLS(df[metric].to_numpy(float), x).fit()
 
@@ -146,8 +148,9 @@ def principle1(
     With ``squeeze_at``/``squeeze_ratio`` runs (the iso-MAC design): facts ``slopes`` (per place,
     Estimate of pt per halving of the channels kept, positive = the squeeze hurts), ``mean``
     (their average) and ``early_minus_late`` (the first place's slope minus the last's, the
-    interaction). Agrees when the squeeze hurts and hurts more early, both at 95%; disagrees
-    when either points the other way. Otherwise facts ``slope``: accuracy on log2(min_repr).
+    interaction), ``fit`` (the seed-intercept OLS). Agrees when the squeeze hurts and hurts more
+    early, both at 95%; disagrees when either points the other way. Otherwise facts ``slope``:
+    accuracy on log2(min_repr).
     """
     if "squeeze_at" in runs.columns and (runs["squeeze_at"].fillna("none") != "none").any():
         return _squeeze_design(runs, metric)
@@ -185,6 +188,7 @@ def _squeeze_design(runs: pd.DataFrame, metric: str) -> PrincipleResult:
     else:
         evidence = "inconclusive"
     facts = {"slopes": slopes, "mean": mean, "early_minus_late": inter, "places": places}
+    facts["fit"] = fit  # the figure draws each place's line and band from it
     return PrincipleResult(1, evidence, per, keys, metric, facts)
 
 
@@ -220,8 +224,10 @@ def principle2(
     ``curve`` and ``threshold`` (its top-1 %, default: ``_common_threshold``), ``speed`` and
     ``final`` (SlopeResults of epochs and of accuracy on log2(width)); wider should train faster.
     When the runs are the expanded and the plain coarse module at equal MACs (the iso-MAC
-    design), facts are instead ``speed`` and ``final`` as Paired differences expanded - plain
-    (epochs to the threshold; final accuracy): agrees when the expanded bank reaches it sooner.
+    design), facts are instead ``paired_speed`` and ``paired_final``, Paired differences
+    expanded - plain (epochs to the threshold; final accuracy), and ``curve_band`` (the curve's
+    mean per module and epoch, ``bands.curve_band``): agrees when the expanded bank reaches the
+    threshold sooner.
     """
     width = "coarse_width" if "coarse_width" in runs.columns else "width_mult"
     df = _complete(runs, width, metric)
@@ -236,7 +242,7 @@ def principle2(
         for k in df["run_key"]
     ]
     if _iso_modules(df):
-        return _paired_speed(df, metric, threshold, curve, given)
+        return _paired_speed(df, curves, metric, threshold, curve, given)
     if "coarse_module" not in df.columns:
         df["coarse_module"] = ""
     keys = ("coarse_module", width)
@@ -261,7 +267,12 @@ def _iso_modules(df: pd.DataFrame) -> bool:
 
 
 def _paired_speed(
-    df: pd.DataFrame, metric: str, threshold: float, curve: str, given: bool
+    df: pd.DataFrame,
+    curves: pd.DataFrame,
+    metric: str,
+    threshold: float,
+    curve: str,
+    given: bool,
 ) -> PrincipleResult:
     exp, plain = (df[df["coarse_module"] == m] for m in ("expanded", "plain"))
     speed = _paired(exp, plain, "epochs")
@@ -274,6 +285,7 @@ def _paired_speed(
         "threshold_given": given,
         "paired_speed": speed,
         "paired_final": final,
+        "curve_band": curve_band(curves, df, "coarse_module", curve),
     }
     per = _per_config(df, keys, ["epochs", metric])
     return PrincipleResult(2, evidence, per, keys, metric, facts)
@@ -288,9 +300,11 @@ def principle3(
     (the strongest and weakest reduction), ``diff`` (Paired, low - high), ``macs_ratio``
     (low / high), ``margin`` (points) and ``tost``: per reduced ratio (its Paired difference
     against the weakest reduction, the Holm-adjusted TOST p-value against +-margin, equivalent
-    or not); ``smallest`` is the smallest ratio still equivalent. Agrees when some reduced
-    ratio is equivalent to the weakest reduction; disagrees when the mildest reduction is
-    worse by more than the margin (one-sided, Holm); at equal MACs the net is widened.
+    or not); ``smallest`` is the smallest ratio still equivalent; ``ci90`` maps each reduced
+    ratio to the 90% t interval of its paired difference (the one TOST puts inside the
+    margin). Agrees when some reduced ratio is equivalent to the weakest reduction; disagrees
+    when the mildest reduction is worse by more than the margin (one-sided, Holm); at equal MACs
+    the net is widened.
     """
     df = _complete(runs, "reduce_ratio", metric)
     keys = ("reduce_ratio",)
@@ -318,13 +332,14 @@ def _tost_design(
     """Principle 3 at equal MACs: which reduced ratios are equivalent to the weakest one."""
     high = float(per["reduce_ratio"].iloc[-1])
     ref = df[df["reduce_ratio"] == high].groupby("seed")[metric].mean()
-    rows, p_equiv, p_worse = [], [], []
+    rows, p_equiv, p_worse, ci90 = [], [], [], {}
     for ratio in per["reduce_ratio"].iloc[:-1]:
         mine = df[df["reduce_ratio"] == ratio].groupby("seed")[metric].mean()
         seeds = mine.index.intersection(ref.index)
         a, b = mine[seeds].to_numpy(float), ref[seeds].to_numpy(float)
         diff = _paired(df[df["reduce_ratio"] == ratio], df[df["reduce_ratio"] == high], metric)
         rows.append((float(ratio), diff))
+        ci90[float(ratio)] = mean_ci(a - b, 0.90)[1:]  # TOST at 5% = this 90% interval in +-margin
         p_equiv.append(ttost_paired(a, b, -margin, margin)[0] if len(seeds) >= 2 else 1.0)
         # one-sided: is the reduction worse than the margin?
         worse = stats.ttest_1samp(a - b, -margin, alternative="less").pvalue if len(a) >= 2 else 1.0
@@ -348,6 +363,7 @@ def _tost_design(
         "margin": margin,
         "tost": tost,
         "smallest": min(equivalent) if equivalent else None,
+        "ci90": ci90,
     }
     return PrincipleResult(3, evidence, per, keys, metric, facts)
 
@@ -362,7 +378,8 @@ def principle4(
     """Iso-MAC depth/width family: accuracy against depth, points off the MAC budget flagged.
 
     ``per`` adds ``macs_dev`` (MACs / family median - 1) and ``flag`` (|macs_dev| above
-    ``tolerance``). facts: ``tolerance`` and ``balance``'s facts on the unflagged points.
+    ``tolerance``). facts: ``tolerance``, ``vertex`` (``_vertex`` on the unflagged depths) and
+    ``balance``'s facts on the unflagged points.
     """
     df = _complete(runs, "depth_mult", "width_mult", "macs", metric)
     keys = ("depth_mult", "width_mult")
@@ -382,10 +399,11 @@ def principle4(
     )
 
 
-def _vertex(df: pd.DataFrame, metric: str) -> dict[str, Estimate] | None:
+def _vertex(df: pd.DataFrame, metric: str) -> dict[str, Any] | None:
     """Quadratic in log2(depth) with seed intercepts: curvature and the best depth (delta method).
 
-    None with fewer than 4 depths or 2 seeds. ``depth`` is the vertex as a depth multiplier.
+    None with fewer than 4 depths or 2 seeds. ``depth`` is the vertex as a depth multiplier (an
+    Estimate, as is ``curvature``); ``fit`` the OLS the figure draws its band from.
     """
     if df["depth_mult"].nunique() < 4 or df["seed"].nunique() < 2:
         return None
@@ -399,7 +417,7 @@ def _vertex(df: pd.DataFrame, metric: str) -> dict[str, Estimate] | None:
     v, se = -b1 / (2 * b2), math.sqrt(float(grad @ cov @ grad))
     half = float(stats.t.ppf(0.975, fit.df_resid)) * se
     depth = Estimate(2.0**v, 2.0 ** (v - half), 2.0 ** (v + half), math.nan)
-    return {"curvature": curvature, "depth": depth}
+    return {"curvature": curvature, "depth": depth, "fit": fit}
 
 
 def balance(df: pd.DataFrame, per: pd.DataFrame, metric: str) -> tuple[str, dict[str, Any]]:

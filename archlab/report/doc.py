@@ -4,7 +4,9 @@ A report is built once as a ``Doc`` (a list of blocks: heading, paragraph, table
 and rendered twice: to Markdown (images as relative links) and to HTML (images as base64
 ``data:`` URIs, inline CSS, nothing fetched). Every string that came from a study file or a
 result table is escaped in both renderings. ``write_doc`` writes report.md then report.html,
-each atomically, so an interrupted render never leaves a half-written file. Numbers shown to
+each atomically, so an interrupted render never leaves a half-written file. A table added with
+a label folds into ``<details>`` when longer than ``FOLD_ROWS`` rows, its summary naming what
+it holds and how many rows (GitHub renders the same element in Markdown). Numbers shown to
 people go through ``fmt(quantity, value)`` / ``fmt_interval`` (``archlab.numbers``: one format
 per quantity, re-exported here); ``fmt_num`` / ``fmt_mean_ci`` / ``fmt_millions`` are the older
 digit-based forms, kept for callers outside the report layer.
@@ -29,6 +31,7 @@ from archlab.io import write_atomic
 from archlab.numbers import fmt, fmt_interval, macs_unit, quantity_of
 
 __all__ = [
+    "FOLD_ROWS",
     "Doc",
     "fmt",
     "fmt_date",
@@ -36,6 +39,7 @@ __all__ = [
     "fmt_mean_ci",
     "fmt_millions",
     "fmt_num",
+    "folded_summary",
     "macs_unit",
     "quantity_of",
     "html_table",
@@ -47,7 +51,8 @@ __all__ = [
 ]
 
 _CSS = """
-body{font-family:system-ui,sans-serif;max-width:70em;margin:2em auto;padding:0 1em;color:#222}
+body{font-family:system-ui,sans-serif;max-width:80em;margin:1em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em;margin:.3em 0} h2{margin:.8em 0 .4em}
 table{border-collapse:collapse;margin:1em 0;font-size:.9em;display:block;overflow-x:auto;
 max-width:100%}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
@@ -57,7 +62,11 @@ blockquote{border-left:4px solid #ccc;margin:1em 0;padding:.2em 1em;color:#444}
 .agrees,.better{color:#0a0} .disagrees,.worse{color:#b00} .inconclusive{color:#a60}
 .equivalent{color:#06c} .smaller{color:#c60} .confounded{color:#777;font-style:italic}
 pre{background:#f7f7f7;padding:.5em;overflow-x:auto}
+details{margin:1em 0} summary{cursor:pointer;color:#06c}
 """
+
+#: A labelled table longer than this folds into <details> (a screen holds about this many rows).
+FOLD_ROWS = 12
 
 BLOCK_KINDS = ("h1", "h2", "h3", "p", "quote", "pre", "table", "kv", "img", "links")
 
@@ -82,8 +91,9 @@ class Doc:
     """The blocks of a report, rendered alike to Markdown and HTML.
 
     Blocks are ``(kind, *payload)``: ``("h1"|"h2"|"h3"|"p"|"quote"|"pre", text)``,
-    ``("table", DataFrame)``, ``("img", png path, alt text)``, ``("kv", [(key, value), ...])``,
-    ``("links", [(text, markdown href, html href), ...])``.
+    ``("table", DataFrame)`` or ``("table", DataFrame, label)`` (folded when longer than
+    ``FOLD_ROWS``: the label says what it holds), ``("img", png path, alt text)``,
+    ``("kv", [(key, value), ...])``, ``("links", [(text, markdown href, html href), ...])``.
     """
 
     blocks: list[tuple[Any, ...]] = field(default_factory=list)
@@ -160,6 +170,20 @@ def _md_frame(df: pd.DataFrame) -> str:
     return md_table(list(df.columns), df.itertuples(index=False))
 
 
+def folded_summary(df: pd.DataFrame, label: str | None) -> str | None:
+    """The <details> summary of a labelled table too long to show open; None to keep it open."""
+    if not label or len(df) <= FOLD_ROWS:
+        return None
+    return f"{label} ({len(df):,} rows)"
+
+
+def _fold(table: str, summary: str | None, gap: str = "") -> str:
+    if summary is None:
+        return table
+    # Markdown needs blank lines around a table inside HTML for GitHub to render it
+    return f"<details><summary>{html.escape(summary)}</summary>{gap}{table}{gap}</details>"
+
+
 def to_markdown(doc: Doc, out_dir: Path) -> str:
     """The Markdown of ``doc``; image links are relative to ``out_dir``."""
     parts = []
@@ -173,7 +197,8 @@ def to_markdown(doc: Doc, out_dir: Path) -> str:
         elif kind == "pre":
             parts.append("```\n" + str(p[0]).replace("```", "'''") + "\n```")
         elif kind == "table":
-            parts.append(_md_frame(p[0]))
+            summary = folded_summary(p[0], p[1] if len(p) > 1 else None)
+            parts.append(_fold(_md_frame(p[0]), summary, "\n\n"))
         elif kind == "kv":
             parts.append("\n".join(f"- **{md_text(k)}**: {md_text(v)}" for k, v in p[0]))
         elif kind == "img":
@@ -213,7 +238,8 @@ def _html_block(kind: str, p: Sequence[Any]) -> str:
         tag = {"p": "p", "quote": "blockquote", "pre": "pre"}[kind]
         return f"<{tag}>{html.escape(str(p[0]))}</{tag}>"
     if kind == "table":
-        return html_table(list(p[0].columns), p[0].itertuples(index=False))
+        table = html_table(list(p[0].columns), p[0].itertuples(index=False))
+        return _fold(table, folded_summary(p[0], p[1] if len(p) > 1 else None))
     if kind == "kv":
         items = "".join(
             f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>" for k, v in p[0]

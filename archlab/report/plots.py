@@ -100,7 +100,10 @@ def caption_from(runs: pd.DataFrame, meta: Mapping[str, Any] | None = None) -> s
     return caption_line(str(dataset), str(scale), n_seeds)
 
 
-def _figure(ncols: int = 1, width: float = 6.4, height: float = 4.4) -> tuple[Figure, list[Axes]]:
+def new_figure(
+    ncols: int = 1, width: float = 6.4, height: float = 4.4
+) -> tuple[Figure, list[Axes]]:
+    """A constrained-layout figure on its own Agg canvas with ``ncols`` axes side by side."""
     fig = Figure(figsize=(width * ncols, height), layout="constrained")
     FigureCanvasAgg(fig)
     axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
@@ -115,12 +118,13 @@ def save_png(fig: Figure, path: Path) -> Path:
     return write_atomic(path, buf.getvalue())
 
 
-def _save(fig: Figure, path: Path, title: str, caption: str) -> Path:
+def save_titled(fig: Figure, path: Path, title: str, caption: str) -> Path:
+    """Title ``fig`` (title over the caption line) and write it as a PNG (``save_png``)."""
     fig.suptitle(f"{title}\n{caption}", fontsize=10)
     return save_png(fig, path)
 
 
-def _errors(mean: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+def error_lengths(mean: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Error-bar lengths; a missing interval (one seed) draws no bar."""
     below = np.nan_to_num(mean - lo, nan=0.0)
     above = np.nan_to_num(hi - mean, nan=0.0)
@@ -136,11 +140,11 @@ def plot_acc_vs_macs(
     label: str = "variant",
 ) -> Path:
     """Mean metric with 95% CI against MACs per variant; the Pareto front is drawn as a line."""
-    fig, (ax,) = _figure()
+    fig, (ax,) = new_figure()
     unit = macs_unit(summary["macs"])
     x = summary["macs"].to_numpy(dtype=float) / MACS_SCALE[unit]
     y = summary[f"{metric}_mean"].to_numpy(dtype=float)
-    err = _errors(
+    err = error_lengths(
         y, summary[f"{metric}_ci_lo"].to_numpy(float), summary[f"{metric}_ci_hi"].to_numpy(float)
     )
     ax.errorbar(
@@ -168,7 +172,7 @@ def plot_acc_vs_macs(
     ax.set_ylabel(metric_label(metric))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path, f"{metric_label(metric)} vs MACs", caption)
+    return save_titled(fig, path, f"{metric_label(metric)} vs MACs", caption)
 
 
 def plot_cost_bars(
@@ -176,7 +180,7 @@ def plot_cost_bars(
 ) -> Path:
     """MACs and parameters of each variant as horizontal bars."""
     n = len(summary)
-    fig, (ax_m, ax_p) = _figure(2, width=5.0, height=max(2.5, 0.35 * n + 1.5))
+    fig, (ax_m, ax_p) = new_figure(2, width=5.0, height=max(2.5, 0.35 * n + 1.5))
     names = summary[label].astype(str).tolist()
     pos = np.arange(n)
     unit = macs_unit(summary["macs"])
@@ -189,7 +193,7 @@ def plot_cost_bars(
         ax.xaxis.set_major_formatter(GroupedTicks())
         ax.grid(axis="x", alpha=0.3)
     ax_p.set_yticklabels([])
-    return _save(fig, path, "cost per variant (inference, aux head excluded)", caption)
+    return save_titled(fig, path, "cost per variant (inference, aux head excluded)", caption)
 
 
 def _curve_stats(curves: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -211,7 +215,7 @@ def plot_learning_curves(
 ) -> Path:
     """Mean curve per variant with a 95% CI band over seeds; ``zoom`` adds an early-epochs panel."""
     st = _curve_stats(curves, metric)
-    fig, axes = _figure(2 if zoom else 1)
+    fig, axes = new_figure(2 if zoom else 1)
     last_epoch = float(st["epoch"].max()) if len(st) else 1.0
     for ax in axes:
         for i, (variant, g) in enumerate(st.groupby("variant", sort=False)):
@@ -236,7 +240,7 @@ def plot_learning_curves(
             axes[1].set_ylim(low - pad, high + pad)
         share, last = fmt("setting", 100 * zoom), fmt("setting", end)
         axes[1].set_title(f"first {share}% of training (epochs 1-{last})", fontsize=9)
-    return _save(
+    return save_titled(
         fig, path, f"learning curves: {metric_label(metric)} (band: 95% CI over seeds)", caption
     )
 
@@ -245,7 +249,7 @@ def plot_edf(
     errors: Mapping[str, Sequence[float] | np.ndarray], path: Path, *, caption: str
 ) -> Path:
     """Error EDF per population (Radosavovic et al.): fraction of models with error <= x."""
-    fig, (ax,) = _figure()
+    fig, (ax,) = new_figure()
     for name, values in errors.items():
         x, f = edf(values)
         if x.size:
@@ -255,14 +259,14 @@ def plot_edf(
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path, "error empirical distribution function", caption)
+    return save_titled(fig, path, "error empirical distribution function", caption)
 
 
 def plot_reliability(
     bins: Mapping[str, Mapping[str, Sequence[float]]], path: Path, *, caption: str
 ) -> Path:
     """Reliability diagram: accuracy against confidence per bin, one line per variant."""
-    fig, (ax,) = _figure()
+    fig, (ax,) = new_figure()
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
     for name, b in bins.items():
         conf = np.asarray(b["bin_conf"], dtype=float)
@@ -276,7 +280,7 @@ def plot_reliability(
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path, "reliability diagram (final test set, 15 bins)", caption)
+    return save_titled(fig, path, "reliability diagram (final test set, 15 bins)", caption)
 
 
 def plot_xy_ci(
@@ -295,14 +299,14 @@ def plot_xy_ci(
     ``series`` draws one connected line per value, ``note`` annotates each point (e.g. its
     MACs) and a true ``flag`` circles the point in red (e.g. outside an iso-MAC tolerance).
     """
-    fig, (ax,) = _figure()
+    fig, (ax,) = new_figure()
     pts = points.copy()
     if "series" not in pts.columns:
         pts["series"] = ""
     for i, (name, g) in enumerate(pts.groupby("series", sort=False)):
         g = g.sort_values("x")
         y = g["y"].to_numpy(float)
-        err = _errors(y, g["lo"].to_numpy(float), g["hi"].to_numpy(float))
+        err = error_lengths(y, g["lo"].to_numpy(float), g["hi"].to_numpy(float))
         label = str(name) if str(name) else None
         ax.errorbar(g["x"], y, yerr=err, fmt="o-", color=f"C{i % 10}", capsize=3, label=label)
     if "note" in pts.columns:
@@ -318,8 +322,11 @@ def plot_xy_ci(
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
-    return _save(fig, path, title, caption)
+    return save_titled(fig, path, title, caption)
 
+
+#: Inches (100 px each) of the forest plot's width: as wide as a report page's text.
+FOREST_WIDTH = 12.0
 
 VERDICT_COLORS = {
     "agrees": "tab:green",
@@ -336,21 +343,22 @@ def plot_forest(claims: pd.DataFrame, path: Path, *, caption: str) -> Path | Non
     if rows.empty:
         return None
     n = len(rows)
-    fig, (ax,) = _figure(1, width=9.0, height=max(2.6, 0.5 * n + 1.6))
+    # wide and short: the whole plot fits the first screen under the answer table
+    fig, (ax,) = new_figure(1, width=FOREST_WIDTH, height=max(1.6, 0.26 * n + 1.1))
     pos = np.arange(n)
     for y, r in zip(pos, rows.itertuples(), strict=True):
         margin = float(r.margin) if pd.notna(r.margin) else 0.0
         ax.fill_betweenx([y - 0.4, y + 0.4], -margin, margin, color="tab:blue", alpha=0.08)
         color = VERDICT_COLORS.get(str(r.evidence), "black")
-        err = _errors(np.array([r.estimate]), np.array([r.ci_lo]), np.array([r.ci_hi]))
+        err = error_lengths(np.array([r.estimate]), np.array([r.ci_lo]), np.array([r.ci_hi]))
         ax.errorbar([r.estimate], [y], xerr=err, fmt="o", color=color, capsize=3)
         if pd.notna(r.paper_effect):
             ax.plot([r.paper_effect], [y], marker="x", color="black", markersize=8)
     ax.axvline(0.0, color="black", linewidth=0.8)
-    labels = [f"{r.claim}: {r.comparison}\n{r.evidence}" for r in rows.itertuples()]
+    labels = [f"{r.claim}: {r.comparison} ({r.evidence})" for r in rows.itertuples()]
     ax.set_yticks(pos, labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("difference in test top-1 (points; positive = the paper's choice is better)")
     ax.grid(axis="x", alpha=0.3)
     title = "claims: 95% intervals; x = the paper's number; band = equivalence margin"
-    return _save(fig, path, title, caption)
+    return save_titled(fig, path, title, caption)

@@ -1,22 +1,24 @@
 """The principle studies in words and pictures, and the page that gathers them.
 
 ``run_principle`` runs one analysis of ``archlab.analysis.principles`` and renders it: a plot
-(``principleN.png``), a verdict sentence starting with its evidence word ("agrees: ...",
-"disagrees: ...", "inconclusive: ...", so a claim table can reuse it) and a detail table with
-one row per configuration. ``render_principles`` writes ``reports/principles/``: the four
-verdicts on one page.
+(``principleN.png``: the data with the fitted relation and its 95% band,
+``archlab.report.principle_plots``), a verdict sentence starting with its evidence word
+("agrees: ...", "disagrees: ...", "inconclusive: ...", so a claim table can reuse it), a detail
+table with one row per configuration and, when the runs cannot carry the fitted figure, what
+they lack. ``render_principles`` writes ``reports/principles/``: the four verdicts on one page.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
 from archlab import __version__
-from archlab.analysis.principles import Estimate, Paired, PrincipleResult, analyze
+from archlab.analysis.bands import quadratic_band, squeeze_band
+from archlab.analysis.principles import SQUEEZE_ORDER, Estimate, Paired, PrincipleResult, analyze
 from archlab.analysis.stats import SlopeResult
 from archlab.report.doc import (
     Doc,
@@ -28,11 +30,28 @@ from archlab.report.doc import (
     write_doc,
 )
 from archlab.report.plots import MACS_NOTE, caption_from, metric_label, plot_xy_ci
+from archlab.report.principle_plots import (
+    plot_depth_quadratic,
+    plot_squeeze_lines,
+    plot_threshold_curves,
+    plot_tost,
+)
 
-__all__ = ["evidence_of", "render_principles", "run_principle"]
+__all__ = ["Rendered", "evidence_of", "render_principles", "run_principle"]
 
-#: What one principle renders to: plot path, verdict sentence, detail table.
-Rendered = tuple[Path, str, pd.DataFrame]
+
+class Rendered(NamedTuple):
+    """What one principle renders to: plot, verdict sentence, detail table, what is missing.
+
+    ``plot`` is None when the runs give nothing to draw; ``missing`` says which runs the
+    fitted figure needs ("" when it is drawn).
+    """
+
+    plot: Path | None
+    verdict: str
+    detail: pd.DataFrame
+    missing: str = ""
+
 
 #: The quantity of each numeric key column of a detail table (the knobs a principle varies).
 KEY_QUANTITY = {
@@ -117,6 +136,19 @@ def _estimate_text(e: Estimate, unit: str = "pt") -> str:
     return f"{value} {unit} [{lo}, {hi}]"
 
 
+#: What the fitted figure needs when the stored runs are an earlier design of the study.
+MISSING = {
+    1: "the fitted lines per squeeze place: need runs of the squeeze design (squeeze_at x "
+    "squeeze_ratio at equal MACs, studies/principle1-bottleneck.yaml); these are the earlier "
+    "smallest-representation sweep",
+    2: "validation curves of expanded vs plain: need runs of the iso-MAC design (the two coarse "
+    "modules at equal MACs with validation curves, studies/principle2-highdim.yaml); these are "
+    "the earlier width sweep",
+    3: "the paired differences against the equivalence margin: need at least 4 reduce_ratio "
+    "values at equal MACs (studies/principle3-reduction.yaml)",
+}
+
+
 def _render1(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
     if "squeeze_at" in res.keys:
         return _render1_squeeze(res, caption, out_dir)
@@ -132,24 +164,29 @@ def _render1(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
     )
     unit = "pt per doubling of the smallest representation"
     verdict = f"{res.evidence}: " + _slope_text(res.facts["slope"], unit)
-    return path, verdict, _detail(per, res.keys, {metric: metric_label(metric)})
+    detail = _detail(per, res.keys, {metric: metric_label(metric)})
+    return Rendered(path, verdict, detail, MISSING[1])
 
 
 def _render1_squeeze(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
     per, metric, f = res.per, res.metric, res.facts
-    squeezed = per[per["squeeze_at"] != "none"]
-    path = plot_xy_ci(
-        _points(squeezed, "squeeze_ratio", metric, series=squeezed["squeeze_at"].astype(str)),
+    places = f.get("places") or [p for p in SQUEEZE_ORDER if (per["squeeze_at"] == p).any()]
+    squeezed = per[per["squeeze_at"] != "none"]["squeeze_ratio"]
+    band = squeeze_band(f["fit"], places, squeezed.tolist()) if "fit" in f else None
+    path = plot_squeeze_lines(
+        per,
+        band,
         out_dir / "principle1.png",
-        xlabel="channels kept by the squeeze, r (log2 scale)",
-        ylabel=metric_label(metric),
-        title="principle 1: a bottleneck hurts, especially early (equal MACs)",
+        metric=metric,
+        places=places,
+        slopes=f.get("slopes"),
         caption=caption,
-        logx=True,
     )
     detail = _detail(per, res.keys, {metric: metric_label(metric)})
     if "mean" not in f:
-        return path, f"inconclusive: {f.get('n_places', 0)} squeeze places, at least 2", detail
+        verdict = f"inconclusive: {f.get('n_places', 0)} squeeze places, at least 2"
+        lacks = "fitted lines: need 2 squeeze places and 2 seeds"
+        return Rendered(path, verdict, detail, lacks)
     slopes = "; ".join(f"{p}: {_estimate_text(e)}" for p, e in f["slopes"].items())
     verdict = (
         f"{res.evidence}: loss per halving of the channels kept, by place (95% CI): {slopes}; "
@@ -158,7 +195,7 @@ def _render1_squeeze(res: PrincipleResult, caption: str, out_dir: Path) -> Rende
         "intercepts; agrees when the average and the early-minus-late difference are both "
         "above 0)"
     )
-    return path, verdict, detail
+    return Rendered(path, verdict, detail)
 
 
 def _render2(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
@@ -187,22 +224,20 @@ def _render2(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
     )
     detail = _detail(per, res.keys, {"epochs": target, metric: metric_label(metric)})
     detail.insert(3, "not reached", per["epochs_missing"])
-    return path, verdict, detail
+    return Rendered(path, verdict, detail, MISSING[2])
 
 
 def _render2_paired(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
     per, metric, f = res.per, res.metric, res.facts
-    curve = metric_label(f["curve"])
+    curve = metric_label(f["curve"]).removesuffix(" (%)")  # "80% validation top-1", one unit
     target = f"epochs to {fmt('accuracy', f['threshold'])}% {curve}"
-    points = _points(per, "width_mult", "epochs", series=per["coarse_module"].astype(str))
-    path = plot_xy_ci(
-        points,
-        out_dir / "principle2.png",
-        xlabel="width multiplier (solved for equal MACs)",
-        ylabel=target,
-        title="principle 2: higher-dimensional representations train faster (equal MACs)",
-        caption=caption,
-    )
+    band = f["curve_band"]
+    path, lacks = None, f"validation curves: no run has the {f['curve']} curve"
+    if len(band):
+        path, lacks = out_dir / "principle2.png", ""
+        plot_threshold_curves(
+            band, per, path, threshold=f["threshold"], curve=f["curve"], caption=caption
+        )
     verdict = (
         f"{res.evidence}: at equal MACs, expanded minus plain coarse module: "
         f"{_diff_text(f['paired_speed'], 'epochs', 'epochs')} "
@@ -217,24 +252,21 @@ def _render2_paired(res: PrincipleResult, caption: str, out_dir: Path) -> Render
     )
     detail = _detail(per, res.keys, {"epochs": target, metric: metric_label(metric)})
     detail.insert(3, "not reached", per["epochs_missing"])
-    return path, verdict, detail
+    return Rendered(path, verdict, detail, lacks)
 
 
 def _render3(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
     per, metric, f = res.per, res.metric, res.facts
-    path = plot_xy_ci(
-        _points(per, "reduce_ratio", metric),
-        out_dir / "principle3.png",
-        xlabel="1x1 reduction ratio (reduced width / branch width, log2 scale)",
-        ylabel=metric_label(metric),
-        title="principle 3: spatial aggregation over reduced embeddings",
-        caption=caption,
-        logx=True,
-    )
     detail = _detail(per, res.keys, {metric: metric_label(metric)})
-    if not f:
-        return path, f"inconclusive: {len(per)} reduce_ratio values, at least 4 needed", detail
     if "tost" in f:
+        path = plot_tost(
+            _tost_rows(f),
+            out_dir / "principle3.png",
+            reference=f["high"],
+            margin=f["margin"],
+            metric=metric,
+            caption=caption,
+        )
         parts = "; ".join(
             f"r={fmt('setting', r)}: {_diff_text(d)}, TOST p={fmt('p_value', p)}"
             + (" (equivalent)" if ok else "")
@@ -249,14 +281,45 @@ def _render3(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
             f"{res.evidence}: at equal MACs, {smallest} (margin +-{fmt('setting', f['margin'])}"
             f" pt, Holm across ratios); vs r={fmt('setting', f['high'])}: {parts}"
         )
-        return path, verdict, detail
+        return Rendered(path, verdict, detail)
+    path = plot_xy_ci(
+        _points(per, "reduce_ratio", metric),
+        out_dir / "principle3.png",
+        xlabel="1x1 reduction ratio (reduced width / branch width, log2 scale)",
+        ylabel=metric_label(metric),
+        title="principle 3: spatial aggregation over reduced embeddings",
+        caption=caption,
+        logx=True,
+    )
+    if not f:
+        verdict = f"inconclusive: {len(per)} reduce_ratio values, at least 4 needed"
+        return Rendered(path, verdict, detail, MISSING[3])
     verdict = (
         f"{res.evidence}: strongest reduction ({fmt('setting', f['low'])}) vs weakest "
         f"({fmt('setting', f['high'])}): {_diff_text(f['diff'])} seeds, at "
         f"{fmt('ratio', f['macs_ratio'])}x the MACs; "
         f"'without much loss' = not below {fmt('setting', -f['margin'])} pt"
     )
-    return path, verdict, detail
+    return Rendered(path, verdict, detail, MISSING[3])
+
+
+def _tost_rows(f: Mapping[str, Any]) -> pd.DataFrame:
+    """Principle 3's figure input: per reduced ratio, its 95% and 90% paired intervals."""
+    return pd.DataFrame(
+        [
+            {
+                "ratio": r,
+                "mean": d.mean,
+                "lo": d.lo,
+                "hi": d.hi,
+                "lo90": f["ci90"][r][0],
+                "hi90": f["ci90"][r][1],
+                "p": p,
+                "equivalent": ok,
+            }
+            for r, d, p, ok in f["tost"]
+        ]
+    )
 
 
 def _config_name(config: tuple[float, float]) -> str:
@@ -265,26 +328,27 @@ def _config_name(config: tuple[float, float]) -> str:
 
 def _render4(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
     per, metric, tolerance = res.per, res.metric, res.facts["tolerance"]
-    points = _points(per, "depth_mult", metric, flag=per["flag"])
-    points["note"] = [
-        f"w={fmt('setting', w)}, {n}"
-        for w, n in zip(per["width_mult"], points["note"], strict=True)
-    ]
-    path = plot_xy_ci(
-        points,
+    vertex = res.facts.get("vertex")
+    on_budget = per[~per["flag"]]["depth_mult"]
+    band = None
+    if vertex:
+        band = quadratic_band(vertex["fit"], on_budget.min(), on_budget.max())
+    path = plot_depth_quadratic(
+        per,
+        band,
         out_dir / "principle4.png",
-        xlabel="depth multiplier (width solved for equal MACs)",
-        ylabel=metric_label(metric),
-        title="principle 4: balance width and depth at equal MACs",
-        caption=caption,
+        metric=metric,
+        vertex=vertex,
         flag_label=f"MACs off the family median by > {fmt('percent', 100 * tolerance)}%",
+        caption=caption,
     )
     detail = _detail(per, res.keys, {metric: metric_label(metric)})
     detail["MACs vs family median"] = [
         f"{fmt('percent', 100 * v, sign=True)}%" for v in per["macs_dev"]
     ]
     detail["outside tolerance"] = per["flag"].map(lambda v: "yes" if v else "")
-    return path, _balance_text(res), detail
+    lacks = "" if vertex else "the quadratic: needs 4 depths within the MAC tolerance and 2 seeds"
+    return Rendered(path, _balance_text(res), detail, lacks)
 
 
 def _balance_text(res: PrincipleResult) -> str:
@@ -322,7 +386,8 @@ def render_principles(
     """One page gathering the principle studies (reports/principles/): report.md + report.html.
 
     Each section: ``principle`` (number), ``title``, ``statement``, ``verdict``, and optionally
-    ``detail`` (a table, or text shown as is) and ``plot`` (a PNG path).
+    ``detail`` (a table, or text shown as is), ``plot`` (a PNG path) and ``missing`` (what the
+    runs lack for the fitted figure).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -348,11 +413,13 @@ def render_principles(
         doc.add("p", f"Verdict: {sec.get('verdict', 'not run')}")
         detail = sec.get("detail")
         if isinstance(detail, pd.DataFrame):
-            doc.add("table", detail)
+            doc.add("table", detail, "one row per configuration: means, 95% CIs, MACs")
         elif detail:
             doc.add("pre", str(detail))
         if sec.get("plot"):
             doc.add("img", Path(sec["plot"]), f"principle {int(sec['principle'])}")
+        if sec.get("missing"):
+            doc.add("p", f"Not drawn: {sec['missing']}.")
     doc.add("h2", "Notes")
     doc.add("p", MACS_NOTE)
     return write_doc(doc, str(title), out_dir)

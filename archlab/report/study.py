@@ -161,10 +161,13 @@ def _answer_row(row: pd.Series) -> dict[str, object]:
     }
 
 
-def _answer_section(doc: Doc, claims: pd.DataFrame) -> None:
+def _answer_section(doc: Doc, claims: pd.DataFrame, forest: Path | None) -> None:
     doc.add("h2", "Answer: the paper's claims at this scale")
     if len(claims):
         doc.add("table", pd.DataFrame([_answer_row(r) for _, r in claims.iterrows()]))
+        if forest is not None:  # right under the table: both on the first screen
+            alt = "claims: differences with 95% intervals against the paper's numbers"
+            doc.add("img", forest, alt)
         doc.add(
             "p",
             "Verdicts spend alpha over the planned looks and adjust across rows (Holm), so an "
@@ -200,7 +203,8 @@ def _recipe_section(doc: Doc, meta: Mapping[str, Any]) -> None:
     if recipe:
         doc.add("h2", "Recipe")
         values = [_setting_text(v) for v in recipe.values()]
-        doc.add("table", pd.DataFrame({"key": list(recipe), "value": values}))
+        table = pd.DataFrame({"key": list(recipe), "value": values})
+        doc.add("table", table, "the training recipe, one setting a row")
 
 
 def _setting_text(value: object) -> str:
@@ -276,8 +280,8 @@ def render_report(
         summary["pareto"] = pareto_front(summary, "macs", "test_top1_mean")
     comparisons = _comparisons(runs, meta, calib, n_boot)
     principle = _principle(kind, runs, curves, out_dir, meta.get("analysis") or {})
-    if principle:  # its verdict is the claim table's row for the principle
-        files[principle[0].name] = principle[0]
+    if principle and principle.plot:  # its verdict is the claim table's row for the principle
+        files[principle.plot.name] = principle.plot
     claim_ids = list(meta.get("claims") or CLAIMS)
     claims = evaluate_claims(
         claim_ids,
@@ -285,7 +289,7 @@ def render_report(
         comparisons=comparisons[comparisons["metric"] == "test_top1"],
         curves=curves,
         cost_ratios=meta.get("cost_ratios") or _block_ratios(),
-        extra={kind: (principle[1], evidence_of(principle[1]))} if principle else None,
+        extra={kind: (principle.verdict, evidence_of(principle.verdict))} if principle else None,
         looks=meta.get("looks"),
     )
 
@@ -301,9 +305,7 @@ def render_report(
     doc = Doc()
     # the answer first: the question, the verdicts and their forest plot fill the first screen
     _title(doc, meta, runs)
-    _answer_section(doc, claims)
-    if forest is not None:
-        doc.add("img", forest, "claims: differences with 95% intervals against the paper's numbers")
+    _answer_section(doc, claims, forest)
     _header(doc, meta, runs)
     _claims_section(doc, claims, runs, meta)
     _recipe_section(doc, meta)
@@ -312,7 +314,7 @@ def render_report(
     if kind == "search" and "pareto" in summary.columns:
         doc.add("h2", "Pareto front (fewest MACs for the top-1)")
         front = summary[summary["pareto"]].sort_values("macs")
-        doc.add("table", _summary_view(front, ["test_top1"]))
+        doc.add("table", _summary_view(front, ["test_top1"]), "the variants on the Pareto front")
     if principle:
         _principle_section(doc, kind, principle)
     _plots_section(doc, plots)
@@ -353,7 +355,9 @@ def _claims_section(
 ) -> None:
     doc.add("h2", "Paper claim vs our measurement, in full")
     if len(claims):
-        doc.add("table", _claims_view(claims))
+        doc.add(
+            "table", _claims_view(claims), "every claim row: the paper, the pair, ours, evidence"
+        )
     else:
         doc.add("p", "No claim of the paper is tested by this study's comparisons.")
     doc.add("p", EVIDENCE_NOTE)
@@ -399,13 +403,14 @@ def _noise_line(runs: pd.DataFrame) -> str:
 def _summary_section(doc: Doc, summary: pd.DataFrame, metrics: Sequence[str], cap: str) -> None:
     doc.add("h2", "Summary per variant")
     doc.add("p", f"Means and 95% Student-t intervals over complete runs; {cap}.")
-    doc.add("table", _summary_view(summary, metrics))
+    doc.add("table", _summary_view(summary, metrics), "one row per variant: means, 95% CIs, costs")
 
 
 def _comparisons_section(doc: Doc, comparisons: pd.DataFrame) -> None:
     doc.add("h2", "Comparisons with the baseline")
     if len(comparisons):
-        doc.add("table", _comparison_view(comparisons))
+        label = "paired differences against the baseline, per variant and metric"
+        doc.add("table", _comparison_view(comparisons), label)
     else:
         doc.add("p", "No comparison: the study has no baseline, or no variant besides it.")
 
@@ -419,11 +424,13 @@ def _plots_section(doc: Doc, plots: Sequence[tuple[Path, str]]) -> None:
 
 
 def _principle_section(doc: Doc, kind: str, principle: Rendered) -> None:
-    p_plot, p_verdict, p_detail = principle
     doc.add("h2", f"Principle {kind[-1]}: {get_claim(kind).text}")
-    doc.add("p", p_verdict)
-    doc.add("table", p_detail)
-    doc.add("img", p_plot, f"principle {kind[-1]}")
+    doc.add("p", principle.verdict)
+    doc.add("table", principle.detail, "one row per configuration: means, 95% CIs, MACs")
+    if principle.plot:
+        doc.add("img", principle.plot, f"principle {kind[-1]}")
+    if principle.missing:
+        doc.add("p", f"Not drawn: {principle.missing}.")
 
 
 def _comparisons(

@@ -89,12 +89,29 @@ def work(url: str, study_name: str) -> None:
             with heartbeat(storage, study, trial.number):
                 result = train_trial(trial)
         except RunFailed:
-            study.tell(trial, state=TrialState.FAIL)
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            _failed_elsewhere(trial.number)
             continue
         except BaseException:  # Ctrl-C: mark it failed now so the next run retries it
             study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             raise
-        study.tell(trial, [score(result, "test_top1")])
+        told = study.tell(trial, [score(result, "test_top1")], skip_if_finished=True)
+        if told.state != TrialState.COMPLETE:  # failed elsewhere after its last attr was written
+            _failed_elsewhere(trial.number)
+
+
+def _failed_elsewhere(number: int) -> None:
+    """Say that a worker's trial was failed as stale by another one while it trained."""
+    # Its heartbeat stopped for the grace period (a suspended machine, a database out of reach):
+    # another worker failed it, and the next plan enqueues the run again. This attempt is not
+    # recorded, so the run still ends done once; the worker goes on to the next run.
+    print(
+        f"archlab: warning: trial {number} was failed as stale by another worker while it "
+        "trained here (no heartbeat for the grace period); dropped, the next plan reruns it",
+        file=sys.stderr,
+    )
 
 
 def seed_major(cells: Sequence[Cell]) -> list[Cell]:

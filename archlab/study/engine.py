@@ -124,7 +124,7 @@ def run_study(
         print(
             f"{study_def.name} [{scale}]: numerics {nx['device']} {nx['precision']} on "
             f"{cpu_model()} ({', '.join(cpu_flags()) or 'no AVX-512/AMX flags'}), "
-            f"{jobs} worker(s)",
+            f"{jobs} worker(s), tuned kernels",
             file=sys.stderr,
         )
     if study_def.kind == "search":
@@ -455,6 +455,6 @@ def _principle_section(
     if runs.empty:
         section["verdict"] = f"not run (archlab study run studies/{name}.yaml --scale {scale})"
     else:
-        plot, verdict, detail = run_principle(n, runs, curves, out, **smeta.get("analysis", {}))
-        section.update(plot=plot, verdict=verdict, detail=detail)
+        rendered = run_principle(n, runs, curves, out, **smeta.get("analysis", {}))
+        section.update(rendered._asdict())
     return section

@@ -16,10 +16,10 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-from archlab.arch.spec import field_names
+from archlab.arch.spec import ADDED_SPEC_FIELDS, field_names
 from archlab.faults import pause_for_tests
 from archlab.io import write_atomic
-from archlab.train.config import TrainConfig
+from archlab.train.config import ADDED_FIELDS, TrainConfig
 
 __all__ = ["CURVE_COLUMNS", "METRICS", "RUN_COLUMNS", "collect", "export"]
 
@@ -90,8 +90,11 @@ def _row(meta: dict[str, Any], cell: dict[str, Any], t: FrozenTrial) -> dict[str
         "status": "failed" if failed else res.get("status", "complete"),
         "run_key": a["key"],
     }
-    row.update({k: a["spec"].get(k) for k in _SPEC_FIELDS})
-    row.update({col: a["recipe"].get(f) for f, col in _RECIPE_COLUMNS.items()})
+    # a run stored before a field existed ran with the field's "as before" value: filled in, so
+    # it compares equal to a later run at that value (not "differs in squeeze_ratio")
+    spec, recipe = {**ADDED_SPEC_FIELDS, **a["spec"]}, {**ADDED_FIELDS, **a["recipe"]}
+    row.update({k: spec.get(k) for k in _SPEC_FIELDS})
+    row.update({col: recipe.get(f) for f, col in _RECIPE_COLUMNS.items()})
     row.update(
         scale=a["scale"],
         model=a["model"],

@@ -13,6 +13,7 @@ import datetime
 import math
 import os
 import socket
+import sys
 import threading
 import warnings
 from collections.abc import Iterator
@@ -209,7 +210,17 @@ def heartbeat(storage: BaseStorage, study: optuna.Study, number: int) -> Iterato
 
     def beat() -> None:
         while True:
-            storage.record_heartbeat(trial_id)
+            try:
+                storage.record_heartbeat(trial_id)
+            except Exception as e:
+                # A database hiccup must cost one beat, not all: a thread ended by it would leave
+                # the run to be failed as stale and redone elsewhere while it still trains here.
+                # The type only: a driver's message may hold the storage URL and its password.
+                print(
+                    f"archlab: warning: trial {number}: heartbeat not recorded "
+                    f"({type(e).__name__}); next try in {interval} s",
+                    file=sys.stderr,
+                )
             if stop.wait(interval):
                 return
 

@@ -94,6 +94,8 @@ class RunResult:
     params: int = 0  # parameters used at inference (aux head excluded)
     wall_time_s: float = 0.0
     error: str = ""  # why a run diverged or failed
+    #: how it computed: device, resolved precision, memory format, threads, kernels, CPU
+    runtime: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""

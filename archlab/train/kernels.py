@@ -95,16 +95,18 @@ def _pair(v: int | tuple[int, ...]) -> tuple[int, ...]:
 
 
 def tune(net: nn.Module, kernels: str = "tuned") -> nn.Module:
-    """Swap the tuned kernels into ``net`` in place (``kernels="stock"`` leaves it); returns it."""
+    """Swap the tuned kernels into ``net`` (on its device) in place; returns it."""
     if kernels not in KERNELS:
         raise ValueError(f"kernels must be one of {KERNELS}, not {kernels!r}")
     if kernels == "stock":
         return net
     cat: Callable[..., torch.Tensor] = cat_channels
+    # the pool's same-bits check ran on CPU kernels; a GPU's conv may sum in another order
+    on_cpu = all(p.device.type == "cpu" for p in net.parameters())
     for name, m in list(net.named_modules()):
         if isinstance(m, BranchConcat):
             m.cat = cat
-        elif _is_box3x3(m):
+        elif on_cpu and _is_box3x3(m):
             parent, _, attr = name.rpartition(".")
             setattr(net.get_submodule(parent) if parent else net, attr, BoxAvgPool3x3())
     return net

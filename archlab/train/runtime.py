@@ -67,6 +67,25 @@ def resolve_runtime(config: TrainConfig) -> Runtime:
     return Runtime(device, amp, config.channels_last)
 
 
+def describe(config: TrainConfig, kernels: str = "tuned") -> str:
+    """One line: what ``config`` computes with on this machine (printed at a run's start)."""
+    from archlab import provenance
+
+    rt = resolve_runtime(config)
+    precision = "bf16 autocast" if rt.amp_dtype == torch.bfloat16 else "fp32"
+    layout = "channels_last" if rt.channels_last else "NCHW"
+    threads = config.threads or torch.get_num_threads()
+    where = (
+        torch.cuda.get_device_name(rt.device)
+        if rt.device.type == "cuda"
+        else f"{provenance.cpu_model()} ({', '.join(provenance.cpu_flags()) or 'no AVX2'})"
+    )
+    return (
+        f"{rt.device.type}, {precision}, {layout}, {threads} torch thread(s), {kernels} kernels "
+        f"on {where}"
+    )
+
+
 def compile_pays(eager_step_s: float, remaining_steps: int) -> bool:
     """Whether compiling (COMPILE_COST_S) repays itself over the remaining eager steps."""
     saved = eager_step_s * remaining_steps * (1 - 1 / COMPILE_SPEEDUP)

@@ -315,7 +315,7 @@ def train(
     validate_config(config)
     if kernels not in KERNELS:
         raise ConfigError(f"kernels: {kernels!r} is not one of {', '.join(KERNELS)}")
-    data = dataset if dataset is not None else _load(config)
+    data = dataset if dataset is not None else load_data(config)
     rt = resolve_runtime(config)
     size = data.train_x.shape[-1]
     cost = complexity(
@@ -342,10 +342,28 @@ def train(
         params=cost.params,
         wall_time_s=time.perf_counter() - start,
         error=error,
+        runtime=runtime_record(rt, config, kernels),
     )
 
 
-def _load(config: TrainConfig) -> Dataset:
+def runtime_record(rt: Runtime, config: TrainConfig, kernels: str) -> dict[str, Any]:
+    """How a run computed, for its RunResult: what ``auto`` resolved to on this machine."""
+    from archlab import provenance
+
+    return {
+        "device": rt.device.type,
+        "precision": "bf16" if rt.amp_dtype == torch.bfloat16 else "fp32",
+        "channels_last": rt.channels_last,
+        "threads": torch.get_num_threads() if config.threads is None else config.threads,
+        "kernels": kernels,
+        "cpu": provenance.cpu_model(),
+        "cpu_flags": provenance.cpu_flags(),
+        "gpu": torch.cuda.get_device_name(rt.device) if rt.device.type == "cuda" else None,
+    }
+
+
+def load_data(config: TrainConfig) -> Dataset:
+    """The dataset a run of ``config`` trains and tests on (what ``train`` loads without one)."""
     return load_dataset(
         config.dataset,
         train_subset=config.train_subset,

@@ -1,0 +1,137 @@
+"""Step-time probes of the ways to more study runs per hour, measured side by side.
+
+One training step of the studies' network at the study recipe's batch size, on one torch thread
+(what each study worker has), timed for: PyTorch's kernels (today's trainer), the tuned kernels
+(``archlab.train.kernels``), K seeds trained as one network with ``torch.func.vmap`` over their
+stacked weights (each convolution becomes one grouped convolution over the seeds; BatchNorm and
+data stay per seed), and ``torch.compile`` (its compile time and its steady step). Each figure is
+per seed-step, so they compare directly; the bench keeps what wins and reports the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from archlab.arch.models import build_model
+from archlab.arch.spec import ArchSpec
+from archlab.train.config import TrainConfig
+from archlab.train.kernels import tune
+from archlab.train.runtime import resolve_runtime
+
+MODEL = "inception_mini"
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _net(seed: int, kernels: str) -> nn.Module:
+    torch.manual_seed(seed)
+    net = build_model(MODEL, ArchSpec(), num_classes=10, in_chans=1, input_size=28)
+    return tune(net.to(memory_format=torch.channels_last), kernels)
+
+
+def _loss(out: Any, y: torch.Tensor) -> torch.Tensor:
+    logits, aux = out if isinstance(out, tuple) else (out, None)
+    loss = nn.functional.cross_entropy(logits.float(), y)
+    return loss if aux is None else loss + 0.4 * nn.functional.cross_entropy(aux.float(), y)
+
+
+def _time(step: Callable[[], None], warm: int, n: int) -> float:
+    """Seconds per call of ``step`` after ``warm`` untimed calls."""
+    for _ in range(warm):
+        step()
+    start = time.perf_counter()
+    for _ in range(n):
+        step()
+    return (time.perf_counter() - start) / n
+
+
+def _plain_step(
+    net: nn.Module, x: torch.Tensor, y: torch.Tensor, amp: Any, forward: Any = None
+) -> Callable[[], None]:
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    forward = forward or net
+
+    def step() -> None:
+        with amp():
+            loss = _loss(forward(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def _vmap_step(k: int, xs: torch.Tensor, ys: torch.Tensor, amp: Any) -> Callable[[], None]:
+    """One step of ``k`` seeds as one network: vmap over their stacked weights and batches."""
+    from torch.func import functional_call, stack_module_state, vmap
+
+    nets = [_net(seed, "stock") for seed in range(k)]
+    params, buffers = stack_module_state(nets)
+    base = copy.deepcopy(nets[0]).to("meta")
+    opt = torch.optim.SGD(list(params.values()), lr=0.01, momentum=0.9)
+
+    def one(p: dict, b: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return _loss(functional_call(base, (p, b), (x,)), y)
+
+    def step() -> None:
+        with amp():
+            losses = vmap(one, randomness="different")(params, buffers, xs, ys)
+        opt.zero_grad(set_to_none=True)
+        losses.sum().backward()  # seeds share no weights: each gets its own gradient
+        opt.step()
+
+    return step
+
+
+def probe(
+    *, batch_size: int = 64, steps: int = 10, seeds: int = 4, compile_: bool = True
+) -> dict[str, Any]:
+    """ms per seed-step of each way, on one thread; None where a way failed (with why)."""
+    rt = resolve_runtime(TrainConfig(threads=1, device="cpu"))
+    amp = rt.autocast
+    gen = torch.Generator().manual_seed(0)
+    xs = torch.randn(seeds, batch_size, 1, 28, 28, generator=gen)
+    ys = torch.randint(0, 10, (seeds, batch_size), generator=gen)
+    x, y = xs[0].contiguous(memory_format=torch.channels_last), ys[0]
+    out: dict[str, Any] = {
+        "batch_size": batch_size,
+        "steps": steps,
+        "seeds_batched": seeds,
+        "precision": "bf16" if rt.amp_dtype is not None else "fp32",
+        "ms_per_seed_step": {},
+        "errors": {},
+    }
+    ms = out["ms_per_seed_step"]
+    with _one_thread():
+        for kernels in ("stock", "tuned"):
+            ms[kernels] = 1000 * _time(_plain_step(_net(0, kernels), x, y, amp), 3, steps)
+        try:
+            step = _vmap_step(seeds, xs, ys, amp)
+            ms[f"vmap_{seeds}_seeds"] = 1000 * _time(step, 1, max(1, steps // 3)) / seeds
+        except RuntimeError as e:  # a batching rule torch lacks: reported, not fatal
+            out["errors"][f"vmap_{seeds}_seeds"] = str(e).splitlines()[0][:200]
+        if compile_:
+            net = _net(0, "stock")
+            opt_step = _plain_step(net, x, y, amp, torch.compile(net))
+            start = time.perf_counter()
+            opt_step()  # the first step compiles forward and backward
+            out["compile_s"] = time.perf_counter() - start
+            ms["compile"] = 1000 * _time(opt_step, 2, steps)
+    base = ms["stock"]
+    out["vs_stock"] = {k: base / v for k, v in ms.items()}
+    return out
