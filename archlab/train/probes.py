@@ -64,7 +64,7 @@ def _plain_step(
     net: nn.Module, x: torch.Tensor, y: torch.Tensor, amp: Any, forward: Any = None
 ) -> Callable[[], None]:
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-    forward = forward or net
+    forward = net if forward is None else forward  # a compiled module has no truth value
 
     def step() -> None:
         with amp():
@@ -98,6 +98,10 @@ def _vmap_step(k: int, xs: torch.Tensor, ys: torch.Tensor, amp: Any) -> Callable
     return step
 
 
+def _first_line(e: BaseException) -> str:
+    return f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+
+
 def probe(
     *, batch_size: int = 64, steps: int = 10, seeds: int = 4, compile_: bool = True
 ) -> dict[str, Any]:
@@ -123,15 +127,18 @@ def probe(
         try:
             step = _vmap_step(seeds, xs, ys, amp)
             ms[f"vmap_{seeds}_seeds"] = 1000 * _time(step, 1, max(1, steps // 3)) / seeds
-        except RuntimeError as e:  # a batching rule torch lacks: reported, not fatal
-            out["errors"][f"vmap_{seeds}_seeds"] = str(e).splitlines()[0][:200]
+        except Exception as e:  # noqa: BLE001 - e.g. a batching rule torch lacks: reported
+            out["errors"][f"vmap_{seeds}_seeds"] = _first_line(e)
         if compile_:
-            net = _net(0, "stock")
-            opt_step = _plain_step(net, x, y, amp, torch.compile(net))
-            start = time.perf_counter()
-            opt_step()  # the first step compiles forward and backward
-            out["compile_s"] = time.perf_counter() - start
-            ms["compile"] = 1000 * _time(opt_step, 2, steps)
+            try:
+                net = _net(0, "stock")
+                opt_step = _plain_step(net, x, y, amp, torch.compile(net))
+                start = time.perf_counter()
+                opt_step()  # the first step compiles forward and backward
+                out["compile_s"] = time.perf_counter() - start
+                ms["compile"] = 1000 * _time(opt_step, 2, steps)
+            except Exception as e:  # noqa: BLE001 - a compiler failure is a finding, not a crash
+                out["errors"]["compile"] = _first_line(e)
     base = ms["stock"]
     out["vs_stock"] = {k: base / v for k, v in ms.items()}
     return out
