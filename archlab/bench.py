@@ -11,12 +11,11 @@ targets and writes ``bench.json`` and ``bench.md``.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +30,7 @@ from archlab.train.config import TrainConfig, preset
 from archlab.train.data import DataError, Dataset, load_dataset
 from archlab.train.profile import profile_step
 from archlab.train.reference import baseline_run
-from archlab.train.runtime import cpu_has_fast_bf16, synchronize
+from archlab.train.runtime import cpu_has_fast_bf16, synchronize, threads
 from archlab.train.trainer import train
 
 MODEL = "inception_mini"
@@ -137,18 +136,6 @@ def machine_info() -> dict[str, Any]:
         "bf16_native": cpu_has_fast_bf16(),
         "torch_threads_default": torch.get_num_threads(),
     }
-
-
-@contextlib.contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    """torch's intra-op thread count set to ``n`` (None: left alone), restored afterwards."""
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # --- matmul peak ----------------------------------------------------------------------------------
@@ -391,7 +378,7 @@ def run_bench(s: Settings, *, log: Callable[[str], None] = print) -> dict[str, A
     result: dict[str, Any] = {"version": 1, "settings": dataclasses.asdict(s)}
     result["machine"] = machine_info()
     loads = {"start": _load()}
-    with _threads(s.threads):  # the whole run: a thread count set for part would skew the rest
+    with threads(s.threads):  # the whole run: a thread count set for part would skew the rest
         result["machine"]["torch_threads_used"] = torch.get_num_threads()
         _measure(result, s, _timed_log(log))
     loads["end"] = _load()

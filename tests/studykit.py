@@ -18,7 +18,6 @@ import optuna
 import pandas as pd
 import pytest
 import sqlalchemy
-import torch
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
@@ -33,6 +32,7 @@ from archlab.study.storage import connect
 from archlab.study.studyfile import load_study
 from archlab.study.tables import RUN_COLUMNS
 from archlab.study.trials import fail_stale, heartbeat
+from archlab.train.runtime import threads
 
 #: ``python -m archlab.cli``: the module entry point, so its error handling is tested too
 ARCHLAB = [sys.executable, "-m", "archlab.cli"]
@@ -88,12 +88,8 @@ def _quoted(text: str) -> str:
 def one_torch_thread() -> Iterator[None]:
     """Body of an autouse fixture: one torch thread while a test module runs in-process."""
     # on a busy 2-core machine two OpenMP threads spin against each other: runs take 20x longer
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with threads(1):
         yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def planned_keys(path: Path, scale: str = "smoke") -> set[str]:

@@ -10,10 +10,9 @@ per seed-step, so they compare directly; the bench keeps what wins and reports t
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -23,19 +22,9 @@ from archlab.arch.models import build_model
 from archlab.arch.spec import ArchSpec
 from archlab.train.config import TrainConfig
 from archlab.train.kernels import tune
-from archlab.train.runtime import resolve_runtime
+from archlab.train.runtime import resolve_runtime, threads
 
 MODEL = "inception_mini"
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _net(seed: int, kernels: str) -> nn.Module:
@@ -121,7 +110,7 @@ def probe(
         "errors": {},
     }
     ms = out["ms_per_seed_step"]
-    with _one_thread():
+    with threads(1):
         for kernels in ("stock", "tuned"):
             ms[kernels] = 1000 * _time(_plain_step(_net(0, kernels), x, y, amp), 3, steps)
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -67,23 +68,44 @@ def resolve_runtime(config: TrainConfig) -> Runtime:
     return Runtime(device, amp, config.channels_last)
 
 
-def describe(config: TrainConfig, kernels: str = "tuned") -> str:
-    """One line: what ``config`` computes with on this machine (printed at a run's start)."""
+def runtime_record(rt: Runtime, config: TrainConfig, kernels: str) -> dict[str, Any]:
+    """How a run computes, for its RunResult: what ``auto`` resolved to on this machine."""
     from archlab import provenance
 
-    rt = resolve_runtime(config)
-    precision = "bf16 autocast" if rt.amp_dtype == torch.bfloat16 else "fp32"
-    layout = "channels_last" if rt.channels_last else "NCHW"
-    threads = config.threads or torch.get_num_threads()
-    where = (
-        torch.cuda.get_device_name(rt.device)
-        if rt.device.type == "cuda"
-        else f"{provenance.cpu_model()} ({', '.join(provenance.cpu_flags()) or 'no AVX2'})"
-    )
+    return {
+        "device": rt.device.type,
+        "precision": "bf16" if rt.amp_dtype == torch.bfloat16 else "fp32",
+        "channels_last": rt.channels_last,
+        "threads": torch.get_num_threads() if config.threads is None else config.threads,
+        "kernels": kernels,
+        "cpu": provenance.cpu_model(),
+        "cpu_flags": provenance.cpu_flags(),
+        "gpu": torch.cuda.get_device_name(rt.device) if rt.device.type == "cuda" else None,
+    }
+
+
+def describe(config: TrainConfig, kernels: str = "tuned") -> str:
+    """One line: what ``config`` computes with on this machine (printed at a run's start)."""
+    r = runtime_record(resolve_runtime(config), config, kernels)
+    precision = "bf16 autocast" if r["precision"] == "bf16" else "fp32"
+    layout = "channels_last" if r["channels_last"] else "NCHW"
+    where = r["gpu"] or f"{r['cpu']} ({', '.join(r['cpu_flags']) or 'no AVX2'})"
     return (
-        f"{rt.device.type}, {precision}, {layout}, {threads} torch thread(s), {kernels} kernels "
-        f"on {where}"
+        f"{r['device']}, {precision}, {layout}, {r['threads']} torch thread(s), {kernels} "
+        f"kernels on {where}"
     )
+
+
+@contextlib.contextmanager
+def threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op thread count set to ``n`` (None: left alone), restored afterwards."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def compile_pays(eager_step_s: float, remaining_steps: int) -> bool:
@@ -95,20 +117,14 @@ def compile_pays(eager_step_s: float, remaining_steps: int) -> bool:
 @contextlib.contextmanager
 def isolated_torch_state(config: TrainConfig, device: torch.device) -> Iterator[None]:
     """Seed torch's global RNG for the run and restore it and the thread count afterwards."""
-    threads = torch.get_num_threads()
     if device.type == "cuda":
         cuda = [device.index if device.index is not None else torch.cuda.current_device()]
     else:
         cuda = []
-    try:
-        with torch.random.fork_rng(devices=cuda):
-            # init and dropout draw from the global RNG; fork_rng gives it back untouched
-            torch.manual_seed(config.seed)
-            if config.threads is not None:
-                torch.set_num_threads(config.threads)
-            yield
-    finally:
-        torch.set_num_threads(threads)
+    with threads(config.threads), torch.random.fork_rng(devices=cuda):
+        # init and dropout draw from the global RNG; fork_rng gives it back untouched
+        torch.manual_seed(config.seed)
+        yield
 
 
 def synchronize(device: torch.device | str) -> None:

@@ -30,6 +30,7 @@ from archlab.train.runtime import (
     compile_pays,
     isolated_torch_state,
     resolve_runtime,
+    runtime_record,
 )
 
 # A host sync per step is free on CPU (ops run synchronously) but stalls a GPU's queue.
@@ -344,22 +345,6 @@ def train(
         error=error,
         runtime=runtime_record(rt, config, kernels),
     )
-
-
-def runtime_record(rt: Runtime, config: TrainConfig, kernels: str) -> dict[str, Any]:
-    """How a run computed, for its RunResult: what ``auto`` resolved to on this machine."""
-    from archlab import provenance
-
-    return {
-        "device": rt.device.type,
-        "precision": "bf16" if rt.amp_dtype == torch.bfloat16 else "fp32",
-        "channels_last": rt.channels_last,
-        "threads": torch.get_num_threads() if config.threads is None else config.threads,
-        "kernels": kernels,
-        "cpu": provenance.cpu_model(),
-        "cpu_flags": provenance.cpu_flags(),
-        "gpu": torch.cuda.get_device_name(rt.device) if rt.device.type == "cuda" else None,
-    }
 
 
 def load_data(config: TrainConfig) -> Dataset:
