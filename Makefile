@@ -10,10 +10,10 @@ MAX_SEEDS ?=
 UNTIL    = --until-decided --budget $(BUDGET) $(if $(MAX_SEEDS),--max-seeds $(MAX_SEEDS))
 ARCHLAB := $(BIN)/archlab
 
-.PHONY: help venv test test-slow test-slow-ci lint format flops bench recipes reports study-principles clean-venv
+.PHONY: help venv test test-slow test-slow-ci test-cuda lint format flops bench recipes reports study-principles clean-venv
 
 help:
-	@echo "make test | test-slow | test-slow-ci | lint | flops | bench | recipes | reports | study-<name> [SCALE=full] [JOBS=N] [BUDGET=MIN] [MAX_SEEDS=K]"
+	@echo "make test | test-slow | test-slow-ci | test-cuda | lint | flops | bench | recipes | reports | study-<name> [SCALE=full] [JOBS=N] [BUDGET=MIN] [MAX_SEEDS=K]"
 
 # The stamp depends on pyproject so a changed dependency list reinstalls.
 $(VENV)/.stamp: pyproject.toml
@@ -31,6 +31,10 @@ test: venv
 
 test-slow: venv
 	$(BIN)/pytest -q -rs -m slow
+
+# the GPU path (tests/test_cuda.py): every variant's step on CUDA, CUDA runs, a study on the GPU
+test-cuda: venv
+	$(BIN)/pytest -q -rs -m cuda
 
 # CI's slice of the slow tests (marked slow_ci; ~20 s on 2 busy cores), cut off after SLOW_CI_S
 # so that a slice grown slow cannot stretch CI past its budget unnoticed

@@ -34,6 +34,7 @@ from archlab.train.runtime import cpu_has_fast_bf16, synchronize, threads
 from archlab.train.trainer import train
 
 MODEL = "inception_mini"
+DEVICES = ("auto", "cpu", "cuda")
 MAX_SETTING = 100_000  # seeds or steps beyond this would run for days: refused up front
 FULL_MODEL = "inception_v3_tv"  # full-size Inception-v3 for the counting target
 
@@ -62,6 +63,9 @@ class Settings:
     probe_batch: int = 64  # the study recipe's batch size
     probe_steps: int = 10
     probe_compile: bool = True  # torch.compile's probe costs a compile (~100 s on 2 cores)
+    #: auto: the CPU, and CUDA too where there is one; cpu or cuda: that device alone
+    device: str = "auto"
+    gpu_workers: int = 4  # study-run workers sharing one GPU (each its own CUDA context)
 
 
 FULL = Settings(
@@ -111,14 +115,24 @@ def settings(
     seeds: int | None = None,
     steps: int | None = None,
     run_seeds: int | None = None,
+    device: str = "auto",
 ) -> Settings:
-    """FULL or QUICK with optional overrides of the seeds, steps per seed and study-run seeds."""
+    """FULL or QUICK with optional overrides of the seeds, steps per seed, study-run seeds and
+    the device."""
     s = QUICK if quick else FULL
+    if device not in DEVICES:
+        raise ValueError(f"--device {device}: must be one of {', '.join(DEVICES)}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available here; allowed: auto, cpu")
     for name, value in (("seeds", seeds), ("steps", steps), ("run-seeds", run_seeds)):
         if value is not None and not 1 <= value <= MAX_SETTING:
             raise ValueError(f"--{name} {value}: must be an integer from 1 to {MAX_SETTING:,}")
     return dataclasses.replace(
-        s, seeds=seeds or s.seeds, steps=steps or s.steps, run_seeds=run_seeds or s.run_seeds
+        s,
+        seeds=seeds or s.seeds,
+        steps=steps or s.steps,
+        run_seeds=run_seeds or s.run_seeds,
+        device=device,
     )
 
 
@@ -205,9 +219,16 @@ def archlab_config(s: Settings, device: str) -> TrainConfig:
     )
 
 
-def study_config(s: Settings) -> TrainConfig:
+def study_config(s: Settings, device: str = "cpu") -> TrainConfig:
     """The studies' recipe (preset ``study``) with the settings' changes: the runs-per-hour runs."""
-    return preset("study").replace(threads=1, **dict(s.run_recipe))
+    return preset("study").replace(threads=1, device=device, **dict(s.run_recipe))
+
+
+def devices(s: Settings) -> list[str]:
+    """The devices measured: the one asked for, or the CPU plus CUDA where there is a GPU."""
+    if s.device != "auto":
+        return [s.device]
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 def _epochs_for(steps: int, n: int, batch_size: int) -> float:
@@ -412,18 +433,24 @@ def _measure(result: dict[str, Any], s: Settings, log: Callable[[str], None]) ->
         "batch_size": s.batch_size,
     }
     result["devices"] = {}
-    for device in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
+    measured = devices(s)
+    for device in measured:
         dev = bench_device(device, data, s, log)
         dev["derived"] = derive(dev, cost.macs)
         result["devices"][device] = dev
-    log("--jobs 1 vs --jobs 2")
-    result["jobs"] = throughput.jobs_compare(s.jobs_steps, s.batch_size)
-    log(f"study runs per hour: {s.run_seeds} paired seeds of each trainer")
-    n_workers = len(provenance.usable_cores())
-    result["study_runs"] = throughput.measure(study_config(s), s.run_seeds, n_workers)
+    # --jobs pins workers to cores: a CPU question, left out of a GPU-only bench
+    result["jobs"] = None
+    if "cpu" in measured:
+        log("--jobs 1 vs --jobs 2")
+        result["jobs"] = throughput.jobs_compare(s.jobs_steps, s.batch_size)
+    # the studies' own device: the GPU where the bench measures one (studies pick it on auto)
+    main = measured[-1]
+    log(f"study runs per hour ({main}): {s.run_seeds} paired seeds of each trainer")
+    n_workers = s.gpu_workers if main == "cuda" else len(provenance.usable_cores())
+    result["study_runs"] = throughput.measure(study_config(s, main), s.run_seeds, n_workers)
     log("step-time probes: tuned kernels, batched seeds" + (", torch.compile" * s.probe_compile))
     result["probes"] = probes.probe(
-        batch_size=s.probe_batch, steps=s.probe_steps, compile_=s.probe_compile
+        batch_size=s.probe_batch, steps=s.probe_steps, compile_=s.probe_compile, device=main
     )
     log("done")
 

@@ -322,6 +322,11 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--run-seeds", type=int, help="paired seeds of whole study runs per trainer (default 5)"
     )
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="auto (the CPU, plus CUDA where there is a GPU) | cpu | cuda (the GPU alone)",
+    )
     p.set_defaults(func=_cmd_bench)
 
 
@@ -330,7 +335,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from archlab.report.bench import check_lines, write_bench
 
     try:
-        s = settings(quick=args.quick, seeds=args.seeds, steps=args.steps, run_seeds=args.run_seeds)
+        s = settings(
+            quick=args.quick,
+            seeds=args.seeds,
+            steps=args.steps,
+            run_seeds=args.run_seeds,
+            device=args.device,
+        )
     except ValueError as e:
         raise UsageError(str(e)) from None
     result = run_bench(s, log=lambda msg: print(f"bench: {msg}", file=sys.stderr, flush=True))

@@ -301,3 +301,38 @@ def test_derive_one_seed_and_unpaired_seeds() -> None:
     assert d["peak_fraction"] == pytest.approx(1.0)  # 3 x 10 M x 100 = 3 GMAC/s of 3
     with pytest.raises(ValueError):  # a seed without its pair is a bug, not a number
         bench.derive(_device(100.0, 100.0, [50.0, 51.0], [49.0], peak=3.0), 10_000_000)
+
+
+def test_a_gpu_only_result_is_judged_and_rendered(quick: tuple[dict, str]) -> None:
+    """``--device cuda``: the GPU's section, runs and probes alone, no --jobs comparison."""
+    result = copy.deepcopy(quick[0])
+    result["devices"] = {"cuda": result["devices"]["cpu"]}
+    result["jobs"] = None
+    result["study_runs"]["device"] = "cuda"
+    result["probes"]["device"] = "cuda"
+    result["checks"] = bench_report.checks(result)
+    assert {c["id"] for c in result["checks"]} == set(bench_report.TARGETS) - {"jobs"}
+    assert {c["device"] for c in result["checks"] if c["id"] != "count_s"} == {"cuda"}
+    md = bench_report.markdown(result)
+    assert "CPU: not measured in this run" in md and "CUDA: not measured" not in md
+    assert "workers sharing one GPU" in md and "(cuda, batch" in md
+    assert "Not measured: a GPU-only run" in md
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda"])
+def test_devices_measured(device: str) -> None:
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="--device cuda: no CUDA device"):
+            bench.settings(quick=True, device=device)
+        return
+    got = bench.devices(bench.settings(quick=True, device=device))
+    gpu = ["cuda"] if torch.cuda.is_available() else []
+    assert got == {"auto": ["cpu", *gpu], "cpu": ["cpu"], "cuda": ["cuda"]}[device]
+
+
+def test_bad_device_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--quick", "--device", "tpu", "--out", "unused"]) == 2
+    assert "--device tpu: must be one of auto, cpu, cuda" in capsys.readouterr().err
+    assert not Path("unused").exists()

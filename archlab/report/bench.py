@@ -61,7 +61,8 @@ def _check(tid: str, device: str | None, measured: float, shown: str) -> dict[st
 def checks(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Every target with its measured figure, PASS or not, and a likely reason when not."""
     runs = result["study_runs"]
-    out = [_check("runs_per_hour", "cpu", runs["ratio"], fmt("speedup", runs["ratio"]))]
+    where = runs.get("device", "cpu")  # benches before the GPU path ran their runs on the CPU
+    out = [_check("runs_per_hour", where, runs["ratio"], fmt("speedup", runs["ratio"]))]
     acc = runs["accuracy"]
     lo, hi = acc["ci95"]
     away = max(lo, -hi, 0.0)  # how far 0 lies outside the interval
@@ -69,12 +70,12 @@ def checks(result: dict[str, Any]) -> list[dict[str, Any]]:
         f"{fmt('accuracy', acc['mean'], sign=True)} pt [{fmt('accuracy', lo, sign=True)}, "
         f"{fmt('accuracy', hi, sign=True)}], {acc['identical']} of {acc['seeds']} seeds identical"
     )
-    out.append(_check("run_accuracy", "cpu", away, shown))
+    out.append(_check("run_accuracy", where, away, shown))
     for device, dev in result["devices"].items():
         fraction = dev["derived"]["peak_fraction"]
         shown = f"{fmt('percent', 100 * fraction)}%"
         out.append(_check("mac_util", device, fraction, shown))
-    ratio = result["jobs"]["ratio"]
+    ratio = result["jobs"]["ratio"] if result["jobs"] else None
     if ratio is not None:
         out.append(_check("jobs", "cpu", ratio, fmt("speedup", ratio)))
     secs = result["counting"]["seconds"]
@@ -188,6 +189,11 @@ def _md_header(r: dict[str, Any]) -> list[str]:
     ]
     if "cuda" not in r["devices"]:
         lines.append("- CUDA: not measured (this machine has no GPU); every figure is the CPU's")
+    if "cpu" not in r["devices"]:
+        lines.append(
+            "- CPU: not measured in this run (`--device cuda`: every figure but the counting is "
+            "the GPU's; `reports/bench/` holds the CPU's)"
+        )
     if r["settings"]["quick"]:
         lines.append("- **--quick run: tiny sizes, one thread; the figures mean nothing**")
     return lines
@@ -214,7 +220,8 @@ def _md_study_runs(r: dict[str, Any]) -> list[str]:
         )
     acc = runs["accuracy"]
     lo, hi = acc["ci95"]
-    head = ["trainer", f"runs/hour ({runs['workers']} workers)", "s/run", "training s"]
+    head = ["trainer", f"runs/hour ({runs['workers']} workers, {runs.get('device', 'cpu')})"]
+    head += ["s/run", "training s"]
     head += ["load + precise BN + eval s", f"test top-1 % (mean ± SD, {acc['seeds']} seeds)"]
     return [
         "",
@@ -229,11 +236,17 @@ def _md_study_runs(r: dict[str, Any]) -> list[str]:
         "",
         "Whole runs of the studies' recipe (preset `study`"
         + (f", changed: {_recipe_changes(r)}" if r["settings"]["run_recipe"] else "")
-        + ") on the default network, one pinned worker per core with one torch thread, as "
+        + f") on the default network, {_workers_note(runs)}, as "
         "`archlab study run --jobs N` makes them; the two trainers' runs interleave seed by seed "
         "in one queue. Runs/hour = workers x 3600 / mean seconds per run (loading, training, "
         "precise BN and evaluation included; process start-up not).",
     ]
+
+
+def _workers_note(runs: dict[str, Any]) -> str:
+    if runs.get("device", "cpu") == "cuda":
+        return f"{runs['workers']} workers sharing one GPU (each its own CUDA context and cores)"
+    return "one pinned worker per core with one torch thread"
 
 
 #: how each probe reads in the report
@@ -262,8 +275,9 @@ def _md_probes(r: dict[str, Any]) -> list[str]:
         "",
         md_table(["way", "ms per seed-step", "vs today's"], rows),
         "",
-        f"One training step (batch {p['batch_size']}, {p['precision']}, channels_last, one torch "
-        f"thread as in a study worker) of the studies' network, {p['steps']} steps timed after "
+        f"One training step ({p.get('device', 'cpu')}, batch {p['batch_size']}, "
+        f"{p['precision']}, channels_last, one torch thread as in a study worker) of the "
+        f"studies' network, {p['steps']} steps timed after "
         "warm-up; a batched step trains every seed at once and is divided by their number."
         + compiled,
     ]
@@ -358,6 +372,8 @@ def _md_profile(r: dict[str, Any]) -> list[str]:
 
 def _md_jobs(r: dict[str, Any]) -> list[str]:
     j = r["jobs"]
+    if j is None:
+        return ["", "## --jobs 1 vs --jobs 2", "", "Not measured: a GPU-only run (--device cuda)."]
     rows = []
     for n, run in (("1", j["jobs1"]), ("2", j["jobs2"])):
         if run is None:

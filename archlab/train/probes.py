@@ -22,15 +22,15 @@ from archlab.arch.models import build_model
 from archlab.arch.spec import ArchSpec
 from archlab.train.config import TrainConfig
 from archlab.train.kernels import tune
-from archlab.train.runtime import resolve_runtime, threads
+from archlab.train.runtime import resolve_runtime, synchronize, threads
 
 MODEL = "inception_mini"
 
 
-def _net(seed: int, kernels: str) -> nn.Module:
+def _net(seed: int, kernels: str, device: torch.device) -> nn.Module:
     torch.manual_seed(seed)
     net = build_model(MODEL, ArchSpec(), num_classes=10, in_chans=1, input_size=28)
-    return tune(net.to(memory_format=torch.channels_last), kernels)
+    return tune(net.to(device, memory_format=torch.channels_last), kernels)
 
 
 def _loss(out: Any, y: torch.Tensor) -> torch.Tensor:
@@ -39,13 +39,15 @@ def _loss(out: Any, y: torch.Tensor) -> torch.Tensor:
     return loss if aux is None else loss + 0.4 * nn.functional.cross_entropy(aux.float(), y)
 
 
-def _time(step: Callable[[], None], warm: int, n: int) -> float:
-    """Seconds per call of ``step`` after ``warm`` untimed calls."""
+def _time(step: Callable[[], None], warm: int, n: int, device: torch.device) -> float:
+    """Seconds per call of ``step`` after ``warm`` untimed calls (the GPU's queue drained)."""
     for _ in range(warm):
         step()
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(n):
         step()
+    synchronize(device)
     return (time.perf_counter() - start) / n
 
 
@@ -69,7 +71,7 @@ def _vmap_step(k: int, xs: torch.Tensor, ys: torch.Tensor, amp: Any) -> Callable
     """One step of ``k`` seeds as one network: vmap over their stacked weights and batches."""
     from torch.func import functional_call, stack_module_state, vmap
 
-    nets = [_net(seed, "stock") for seed in range(k)]
+    nets = [_net(seed, "stock", xs.device) for seed in range(k)]
     params, buffers = stack_module_state(nets)
     base = copy.deepcopy(nets[0]).to("meta")
     opt = torch.optim.SGD(list(params.values()), lr=0.01, momentum=0.9)
@@ -92,16 +94,22 @@ def _first_line(e: BaseException) -> str:
 
 
 def probe(
-    *, batch_size: int = 64, steps: int = 10, seeds: int = 4, compile_: bool = True
+    *,
+    batch_size: int = 64,
+    steps: int = 10,
+    seeds: int = 4,
+    compile_: bool = True,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """ms per seed-step of each way, on one thread; None where a way failed (with why)."""
-    rt = resolve_runtime(TrainConfig(threads=1, device="cpu"))
-    amp = rt.autocast
+    rt = resolve_runtime(TrainConfig(threads=1, device=device))  # type: ignore[arg-type]
+    amp, dev = rt.autocast, rt.device
     gen = torch.Generator().manual_seed(0)
-    xs = torch.randn(seeds, batch_size, 1, 28, 28, generator=gen)
-    ys = torch.randint(0, 10, (seeds, batch_size), generator=gen)
+    xs = torch.randn(seeds, batch_size, 1, 28, 28, generator=gen).to(dev)
+    ys = torch.randint(0, 10, (seeds, batch_size), generator=gen).to(dev)
     x, y = xs[0].contiguous(memory_format=torch.channels_last), ys[0]
     out: dict[str, Any] = {
+        "device": dev.type,
         "batch_size": batch_size,
         "steps": steps,
         "seeds_batched": seeds,
@@ -112,20 +120,22 @@ def probe(
     ms = out["ms_per_seed_step"]
     with threads(1):
         for kernels in ("stock", "tuned"):
-            ms[kernels] = 1000 * _time(_plain_step(_net(0, kernels), x, y, amp), 3, steps)
+            step = _plain_step(_net(0, kernels, dev), x, y, amp)
+            ms[kernels] = 1000 * _time(step, 3, steps, dev)
         try:
             step = _vmap_step(seeds, xs, ys, amp)
-            ms[f"vmap_{seeds}_seeds"] = 1000 * _time(step, 1, max(1, steps // 3)) / seeds
+            ms[f"vmap_{seeds}_seeds"] = 1000 * _time(step, 1, max(1, steps // 3), dev) / seeds
         except Exception as e:  # noqa: BLE001 - e.g. a batching rule torch lacks: reported
             out["errors"][f"vmap_{seeds}_seeds"] = _first_line(e)
         if compile_:
             try:
-                net = _net(0, "stock")
+                net = _net(0, "stock", dev)
                 opt_step = _plain_step(net, x, y, amp, torch.compile(net))
                 start = time.perf_counter()
                 opt_step()  # the first step compiles forward and backward
+                synchronize(dev)
                 out["compile_s"] = time.perf_counter() - start
-                ms["compile"] = 1000 * _time(opt_step, 2, steps)
+                ms["compile"] = 1000 * _time(opt_step, 2, steps, dev)
             except Exception as e:  # noqa: BLE001 - a compiler failure is a finding, not a crash
                 out["errors"]["compile"] = _first_line(e)
     base = ms["stock"]

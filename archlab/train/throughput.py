@@ -57,6 +57,7 @@ def run_worker(*, jobs: Any, out_dir: str, config: dict[str, Any]) -> None:
             "wall_s": result.wall_time_s,
             "train_s": result.final.get("train_time_s"),
             "test_top1": result.final.get("test_top1"),
+            "device": result.runtime.get("device", "cpu"),
         }
         Path(out_dir, f"run-{kernels}-{seed}.json").write_text(json.dumps(row))
 
@@ -89,7 +90,8 @@ def summarize(runs: list[dict[str, Any]], n_workers: int) -> dict[str, Any]:
     }
     if [r["seed"] for r in by[TODAY]] != [r["seed"] for r in by[NEW]]:
         raise ValueError("every seed needs a run of both trainers")
-    out: dict[str, Any] = {"workers": n_workers, "runs": runs}
+    device = runs[0].get("device", "cpu") if runs else "cpu"
+    out: dict[str, Any] = {"workers": n_workers, "device": device, "runs": runs}
     for k, rows in by.items():
         wall = statistics.fmean(r["wall_s"] for r in rows)
         train_s = statistics.fmean(r["train_s"] for r in rows)
