@@ -355,3 +355,27 @@ def test_a_pair_differing_in_many_fields_is_not_listed():
     many = {"conv5x5": "5x5", "stem": "7x7", "factor_act": "linear", "grid_reduction": "pool_conv"}
     runs = make_runs({"trial 1": (many, -1.0, 900)})
     assert claims_for(runs, ["conv5x5_acc", "stem_7x7"]).empty
+
+
+@pytest.mark.parametrize(
+    ("train_shift", "evidence"),
+    [(2.0, "agrees"), (0.0, "equivalent"), (-2.0, "disagrees")],
+)
+def test_aux_regularizer_judges_the_train_test_gap(train_shift, evidence):
+    """Without the head, train top-1 rises by ``train_shift`` at the same test top-1."""
+    runs = make_runs({"aux_head=none": ({"aux_head": "none"}, 0.0, 1000)})
+    curves = _curves(runs, early_gain=0.0, final_gain=0.0)
+    last = curves["epoch"] == curves["epoch"].max()
+    # seed-dependent noise, so the paired differences have an SD and the interval a width
+    noise = 0.05 * curves["seed"] * (-1) ** curves["seed"]
+    curves["train_top1"] = 95.0 + noise
+    curves.loc[last & (curves["variant"] != "baseline"), "train_top1"] += train_shift
+    (row,) = claims_for(runs, ["aux_regularizer"], curves=curves).to_dict("records")
+    assert row["comparison"] == "aux_head=none vs baseline (test − train top-1)"
+    assert row["evidence"] == evidence
+    assert row["estimate"] == pytest.approx(train_shift, abs=0.2)
+
+
+def test_aux_regularizer_needs_curves():
+    runs = make_runs({"aux_head=none": ({"aux_head": "none"}, 0.0, 1000)})
+    assert claims_for(runs, ["aux_regularizer"]).empty

@@ -143,7 +143,12 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 
 def _check_report(out_dir: Path, models: list[str]) -> list[dict[str, str]]:
     """Checks every report must pass; returns the CSV rows."""
-    assert sorted(p.name for p in out_dir.iterdir()) == ["flops.csv", "flops.md", "flops_macs.png"]
+    assert sorted(p.name for p in out_dir.iterdir()) == [
+        "flops.csv",
+        "flops.md",
+        "flops_macs.png",
+        "model_claims.csv",
+    ]
     assert (out_dir / "flops_macs.png").read_bytes().startswith(PNG_SIGNATURE)
     rows = _read_csv(out_dir / "flops.csv")
     for model in models:
@@ -183,6 +188,11 @@ def test_report_flops_mini(
     assert str(out_dir / "flops.md") in out
     rows = _check_report(out_dir, ["inception_mini"])
     assert {r["fvcore_agrees"] for r in rows} == {"yes"}  # the mini is traced on every row
+    # the whole model's cost claims, as scorecard rows for `archlab report-index`
+    with open(out_dir / flops_report.MODEL_CLAIMS, newline="") as f:
+        claims = list(csv.DictReader(f))
+    assert {c["claim"] for c in claims} == {"v3_macs", "v3_params"}
+    assert all(c["kind"] == "cost" and c["evidence"] in ("agrees", "disagrees") for c in claims)
 
 
 @pytest.mark.slow

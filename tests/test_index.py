@@ -87,3 +87,21 @@ def test_update_readme_rewrites_only_the_block(tmp_path: Path) -> None:
     readme.write_text("no block")
     with pytest.raises(ValueError):
         update_readme(readme, tmp_path)
+
+
+def test_flops_and_bench_pages_are_linked_and_the_whole_model_cost_is_scored(
+    tmp_path: Path,
+) -> None:
+    _study(tmp_path, "one", [("x_acc", "accuracy", "agrees")])
+    for name in ("flops", "bench"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / f"{name}.md").write_text(f"# {name}\n")
+    rows = "claim,kind,paper,comparison,ours,evidence\n"
+    rows += "v3_macs,cost,about 5 G,m (whole model),5.7 G,agrees\n"
+    (tmp_path / "flops" / "model_claims.csv").write_text(rows)
+    files = write_index(tmp_path)
+    readme = files["README.md"].read_text()
+    assert "(flops/flops.md)" in readme and "(bench/bench.md)" in readme
+    card = pd.read_csv(files["claims.csv"])
+    assert card.set_index("claim").loc["v3_macs", "study"] == "flops"
+    assert "flops" not in study_table(tmp_path)["study"].tolist()  # a page, not a study

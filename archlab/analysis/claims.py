@@ -72,6 +72,9 @@ class Claim:
     final_expected: str = ""  # with ``early``: expectation for the final difference too
     n: int | None = None  # the kernel size n the claim is about (conv_nxn); None = any
     along: tuple[str, ...] = ()  # fields that change with the axis as the paper changed them
+    #: what the per-seed differences are of: final test top-1, or test minus train top-1 (the
+    #: train-test gap, negated so that higher is better, as for accuracy)
+    metric: Literal["test_top1", "test_minus_train_top1"] = "test_top1"
 
     @property
     def paper(self) -> str:
@@ -245,6 +248,21 @@ CLAIMS: dict[str, Claim] = {
             margin=1.0,
             early=0.3,
             final_expected="better",
+        ),
+        Claim(
+            id="aux_regularizer",
+            section="4",
+            text=(
+                "auxiliary classifiers act as regularizers: the train-test gap is smaller with "
+                "the head (test minus last-epoch train top-1 of the main head)"
+            ),
+            paper_number="no number (Sec. 4)",
+            kind="accuracy",
+            axis="aux_head",
+            option="aux*",
+            reference="none",
+            expected="better",
+            metric="test_minus_train_top1",
         ),
         Claim(
             id="grid_cost",

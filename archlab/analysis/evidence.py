@@ -133,6 +133,26 @@ def _early_diffs(curves: pd.DataFrame, variant: str, baseline: str, sign: int, f
     return sign * (a[seeds] - b[seeds]).to_numpy(dtype=float), epoch
 
 
+def gap_values(runs: pd.DataFrame, curves: pd.DataFrame, variant: str) -> pd.Series:
+    """Per seed: final test top-1 minus the main head's train top-1 in the last epoch."""
+    test = per_seed(runs, variant, METRIC)
+    c = curves[curves["variant"].astype(str) == variant] if "variant" in curves else curves[:0]
+    c = c[c["train_top1"].notna()].sort_values("epoch") if not c.empty else c
+    if c.empty:
+        return pd.Series(dtype=float)
+    train = c.groupby("seed")["train_top1"].last()
+    seeds = test.index.intersection(train.index)
+    return (test[seeds] - train[seeds]).sort_index()
+
+
+def _gap_diffs(
+    runs: pd.DataFrame, curves: pd.DataFrame, variant: str, baseline: str, sign: int
+) -> np.ndarray:
+    a, b = gap_values(runs, curves, variant), gap_values(runs, curves, baseline)
+    seeds = a.index.intersection(b.index)
+    return sign * (a[seeds] - b[seeds]).to_numpy(dtype=float)
+
+
 def _accuracy_rows(
     claim: Claim,
     comp: Mapping[str, object],
@@ -144,6 +164,13 @@ def _accuracy_rows(
 ) -> list[_Pending]:
     variant, baseline = str(comp["variant"]), str(comp["baseline"])
     label = f"{variant} vs {baseline}"
+    if claim.metric == "test_minus_train_top1":
+        if curves is None or curves.empty:
+            return []
+        d = _gap_diffs(runs, curves, variant, baseline, sign)
+        # the pooled SD is of test top-1, not of the gap: this row uses its own differences
+        gap = _evidence(claim, d, planned, {}, str(claim.expected))
+        return [_Pending(claim, variant, baseline, f"{label} (test − train top-1)", gap)]
     final_expected = claim.final_expected if claim.early is not None else str(claim.expected)
     d = _diffs(runs, variant, baseline, sign, METRIC)
     rows = [_Pending(claim, variant, baseline, label, _evidence(claim, d, planned, pooled,

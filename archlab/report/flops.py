@@ -448,4 +448,18 @@ def write_report(out_dir: Path | str, *, fvcore_all: bool = False) -> dict[str, 
     }
     md = _markdown(sweeps, block_rows(blocks, sweeps), ref)
     paths["md"] = write_atomic(out / "flops.md", md)
+    paths["claims"] = write_atomic(out / MODEL_CLAIMS, _model_claims_csv(sweeps, ref))
     return paths
+
+
+#: the whole-model cost claims as scorecard rows (``archlab report-index`` adds them)
+MODEL_CLAIMS = "model_claims.csv"
+
+
+def _model_claims_csv(sweeps: dict[str, list[dict[str, Any]]], ref: dict[str, Any]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["claim", "kind", "paper", "comparison", "ours", "evidence"])
+    for claim, paper, model, ours, verdict in whole_model_rows(sweeps, ref):
+        w.writerow([claim, "cost", paper, f"{model.strip('`')} (whole model)", ours, verdict])
+    return buf.getvalue()

@@ -14,6 +14,7 @@ import pandas as pd
 
 from archlab.io import write_atomic
 from archlab.report.doc import Doc, fmt_date, to_markdown, write_doc
+from archlab.report.flops import MODEL_CLAIMS
 
 VERDICT_ORDER = ("agrees", "disagrees", "equivalent", "smaller than claimed", "inconclusive")
 #: pages that are not studies, linked from the index when they exist
@@ -54,6 +55,10 @@ def all_claims(reports: Path) -> pd.DataFrame:
         claims = pd.read_csv(d / "claims.csv")
         claims.insert(0, "study", d.name)
         frames.append(claims)
+    # the whole model's cost (about 5 G MACs, < 25 M params) is judged by the flops report
+    model = Path(reports) / "flops" / MODEL_CLAIMS
+    if model.exists():
+        frames.append(pd.read_csv(model).assign(study="flops"))
     if not frames:
         return pd.DataFrame(columns=[*SCORECARD_COLUMNS, "kind"])
     table = pd.concat(frames, ignore_index=True)
@@ -82,6 +87,19 @@ def scorecard(reports: Path) -> pd.DataFrame:
     return all_claims(reports)[SCORECARD_COLUMNS]
 
 
+def other_links(reports: Path) -> list[tuple[str, str, str]]:
+    """(text, Markdown page, HTML page) of each other page that exists; the flops and bench
+    pages are Markdown only (flops.md, bench.md), so both links point there."""
+    links = []
+    for name, what in OTHER_PAGES:
+        d = reports / name
+        if (d / "report.md").exists():
+            links.append((f"{name}: {what}", f"{name}/report.md", f"{name}/report.html"))
+        elif (d / f"{name}.md").exists():
+            links.append((f"{name}: {what}", f"{name}/{name}.md", f"{name}/{name}.md"))
+    return links
+
+
 def _links(reports: Path, names: list[str]) -> list[tuple[str, str, str]]:
     return [(n, f"{n}/report.md", f"{n}/report.html") for n in names if (reports / n).is_dir()]
 
@@ -105,9 +123,7 @@ def write_index(reports: Path | str = "reports") -> dict[str, Path]:
     doc.add("table", studies)
     doc.add("links", _links(reports, studies["study"].tolist()))
     doc.add("h2", "Other pages")
-    others = [n for n, _ in OTHER_PAGES if (reports / n / "report.md").exists()]
-    what = dict(OTHER_PAGES)
-    doc.add("links", [(f"{n}: {what[n]}", f"{n}/report.md", f"{n}/report.html") for n in others])
+    doc.add("links", other_links(reports))
     doc.add("h2", "The paper's scorecard")
     doc.add(
         "p", f"Every claim row of every study ({len(card)} rows); also claims.md and claims.csv."
