@@ -77,7 +77,8 @@ reports: venv
 # studies/factorization.yaml (resuming where it stopped) until its claims are decided: seeds are
 # added round by round to the open comparisons, up to K seeds or BUDGET minutes per study, and
 # reports/factorization/ is re-rendered after every round.
-PRINCIPLES := principle1-bottleneck principle2-highdim principle3-reduction principle4-balance
+PRINCIPLES := principle1-bottleneck principle2-highdim principle3-reduction principle4-balance \
+	principle4-literal
 
 study-principles: venv
 	for s in $(PRINCIPLES); do $(ARCHLAB) study run studies/$$s.yaml --scale $(SCALE) --jobs $(JOBS) $(UNTIL) || exit 1; done

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from archlab.analysis.claims import get_claim
+from archlab.arch.cost import complexity
 from archlab.arch.spec import AXES, ArchSpec
 from archlab.study.errors import StudyFileError
 from archlab.study.plan import parse_set, plan_cells, run_key, variant_label
@@ -399,3 +401,21 @@ def test_vs_must_name_another_variant(tmp_path: Path, vs: str) -> None:
     assert f"variants.one_factor[1].vs: {vs!r} is not another variant of the study" in str(
         info.value
     )
+
+
+def test_principle4_literal_spends_twice_the_compute_three_ways() -> None:
+    """Width only, depth only and both at ~2x the default's MACs, each against both."""
+    study = load_study("studies/principle4-literal.yaml")
+    cells = [c for c in plan_cells(study, "quick") if c.config.seed == 0]
+    size = {"input_size": 28, "in_chans": 1, "num_classes": 10}
+    macs = {c.variant: complexity(study.model, c.spec, **size).macs for c in cells}
+    default = complexity(study.model, ArchSpec(), **size).macs
+    assert 1.9 <= macs["baseline"] / default <= 2.2  # "twice the compute"
+    assert all(abs(m / macs["baseline"] - 1) <= 0.02 for m in macs.values())
+    spec = {c.variant: c.spec for c in cells}
+    assert spec["baseline"].depth_mult == 1.5 and spec["baseline"].width_mult > 1.1  # both
+    assert spec["depth_mult=2.5"].width_mult == pytest.approx(1.0, abs=0.02)  # depth only
+    assert spec["depth_mult=1"].width_mult > spec["baseline"].width_mult  # width only
+    for cid, ref in (("balance_vs_depth", "2.5"), ("balance_vs_width", "1")):
+        claim = get_claim(cid)
+        assert (claim.axis, claim.option, claim.reference) == ("depth_mult", "1.5", ref)

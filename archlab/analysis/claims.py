@@ -396,6 +396,34 @@ CLAIMS: dict[str, Claim] = {
             reference="",
             expected="interior_best",
         ),
+        Claim(
+            id="balance_vs_depth",
+            section="2",
+            text=(
+                "principle 4 as worded: twice the compute spent on width and depth together "
+                "beats spending it on depth alone (3 modules per stage, widened, vs 5 at width 1)"
+            ),
+            paper_number="no number",
+            kind="accuracy",
+            axis="depth_mult",
+            option="1.5",
+            reference="2.5",
+            expected="better",
+        ),
+        Claim(
+            id="balance_vs_width",
+            section="2",
+            text=(
+                "principle 4 as worded: twice the compute spent on width and depth together "
+                "beats spending it on width alone (3 modules per stage vs 2, both widened)"
+            ),
+            paper_number="no number",
+            kind="accuracy",
+            axis="depth_mult",
+            option="1.5",
+            reference="1",
+            expected="better",
+        ),
     )
 }
 
