@@ -37,6 +37,8 @@ def write(tmp_path: Path, text: str, name: str = "s") -> Path:
 
 # --- validation --------------------------------------------------------------------------------
 
+#: a valid study up to a quick scale's tune_grid mapping
+GRID = "name: s\nvariants:\n  one_factor: [{stem: 7x7}]\nscales:\n  quick: {tune_grid: "
 BAD = {
     "analysis for a compare study": (
         "name: s\nvariants:\n  one_factor:\n    - {conv5x5: 5x5}\nanalysis: {threshold: 80}\n",
@@ -132,6 +134,22 @@ BAD = {
         "variants.one_factor[0].recipe.epoch: unknown recipe key",
     ),
     "invalid yaml": ("name: s\nvariants: [\n", "invalid YAML"),
+    "tune_grid of a non-recipe key": (
+        GRID + "{speed: [1, 2]}}\n",
+        "scales.quick.tune_grid.speed: not a recipe key",
+    ),
+    "tune_grid of one value": (
+        GRID + "{lr: [0.1]}}\n",
+        "scales.quick.tune_grid.lr: [0.1] is not a list of 2 to 12 values",
+    ),
+    "tune_grid value twice": (
+        GRID + "{lr: [0.1, 0.1]}}\n",
+        "scales.quick.tune_grid.lr: [0.1, 0.1] lists a value twice",
+    ),
+    "tune_grid bad value": (
+        GRID + "{lr: [0.1, -1]}}\n",
+        "scales.quick.tune_grid.lr[1]",
+    ),
 }
 
 

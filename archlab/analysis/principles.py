@@ -389,11 +389,18 @@ def principle4(
     evidence, facts = balance(df, per[~per["flag"]], metric)
     on_budget = per[~per["flag"]]["depth_mult"]
     vertex = _vertex(df[df["depth_mult"].isin(on_budget)].reset_index(drop=True), metric)
+    # each member's learning rate, where the study chose one per member (tune_grid)
+    lrs = (
+        runs[runs["status"] == "complete"].groupby("depth_mult")["lr"].first().to_dict()
+        if "lr" in runs.columns
+        else {}
+    )
     # the vertex decides only on a dense grid: with 4 depths one collapsed extreme bends the fit
     if vertex is not None and evidence != "disagrees" and on_budget.nunique() >= 5:
         inside = vertex["depth"].lo > on_budget.min() and vertex["depth"].hi < on_budget.max()
         if vertex["curvature"].hi < 0 and inside:
             evidence = "agrees"  # a concave fit peaking inside the sampled depths, at 95%
+    facts["lr"] = {float(d): float(v) for d, v in lrs.items()} if len(set(lrs.values())) > 1 else {}
     return PrincipleResult(
         4, evidence, per, keys, metric, {"tolerance": tolerance, "vertex": vertex, **facts}
     )

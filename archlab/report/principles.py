@@ -366,6 +366,9 @@ def _balance_text(res: PrincipleResult) -> str:
             f"{fmt('setting', depth.value)} [{fmt('setting', depth.lo)}, "
             f"{fmt('setting', depth.hi)}] (delta method)"
         )
+    if f.get("lr"):
+        chosen = ", ".join(f"d={fmt('setting', d)}: {v:g}" for d, v in sorted(f["lr"].items()))
+        text += f"; learning rate per member, chosen on validation: {chosen}"
     return text
 
 

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -29,7 +30,7 @@ from archlab.study.progress import run_with_progress
 from archlab.study.schema import StudyDef
 from archlab.study.storage import connect
 from archlab.study.trials import RunFailed, cell_attrs, fail_stale, heartbeat, score, train_trial
-from archlab.study.tune import run_tune
+from archlab.study.tune import grid_of, run_tune
 
 __all__ = [
     "duplicate_of",
@@ -143,8 +144,12 @@ def open_compare(
 ) -> tuple[optuna.Study, list[Cell]]:
     """Tune (if asked), plan the cells with ``numerics``, create the study and pin them there."""
     tuned = None
+    grid = grid_of(study_def, scale)
     if tune:
         tuned = run_tune(study_def, url, scale, jobs, overrides, tune, tune_trials, numerics)
+    elif grid:  # the study file's own choice: each variant's values picked on validation
+        points = math.prod(len(v) for v in grid.values())
+        tuned = run_tune(study_def, url, scale, jobs, overrides, list(grid), points, numerics, grid)
     cells = plan_cells(study_def, scale, overrides, tuned=tuned, numerics=numerics, seeds=seeds)
     study, _ = connect(url, name, directions=["maximize"])
     if "numerics" not in study.user_attrs:  # pinned at the first plan, kept by every later one

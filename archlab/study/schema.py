@@ -17,6 +17,7 @@ __all__ = [
     "GROUP_RE",
     "ISO_KEYS",
     "KINDS",
+    "MAX_GRID_VALUES",
     "NAME_RE",
     "SCALE_EXTRA_KEYS",
     "SEARCH_KEYS",
@@ -60,7 +61,17 @@ GROUP_KEYS = ("description", "base", "variants")
 ISO_KEYS = ("budget", "tolerance")
 SEARCH_KEYS = ("trials", "axes", "knobs", "population", "objective")
 SEARCH_OBJECTIVES = ("val_top1", "test_top1")
-SCALE_EXTRA_KEYS = ("seeds", "base", "trials", "iso_tolerance", "max_seeds", "preset")
+SCALE_EXTRA_KEYS = (
+    "seeds",
+    "base",
+    "trials",
+    "iso_tolerance",
+    "max_seeds",
+    "preset",
+    "tune_grid",
+)
+#: ``tune_grid``: the most values one key may list (each is a tuning run of every variant)
+MAX_GRID_VALUES = 12
 DEFAULT_SCALE = "quick"
 #: study and scale names
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")

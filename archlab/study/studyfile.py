@@ -26,6 +26,7 @@ from archlab.study.schema import (
     GROUP_RE,
     ISO_KEYS,
     KINDS,
+    MAX_GRID_VALUES,
     NAME_RE,
     SCALE_EXTRA_KEYS,
     SEARCH_KEYS,
@@ -53,7 +54,7 @@ from archlab.study.values import (
     spec_overrides,
     spec_value,
 )
-from archlab.train.config import PRESETS, TrainConfig
+from archlab.train.config import PRESETS, ConfigError, TrainConfig, validate_config
 
 __all__ = ["find_study_file", "load_study"]
 
@@ -360,6 +361,29 @@ def _search_knobs(where: str, knobs_in: Any) -> dict[str, tuple[float, float]]:
     return knobs
 
 
+def _tune_grid(where: str, path: str, data: Any) -> dict[str, list[Any]]:
+    """``{recipe key: [values]}``: every variant is trained once per grid point on validation."""
+    grid = {}
+    for k, values in as_mapping(where, path, data).items():
+        p = f"{path}.{k}"
+        if k not in RECIPE_KEYS:
+            fail(where, p, "not a recipe key", RECIPE_KEYS)
+        if not isinstance(values, list) or not 2 <= len(values) <= MAX_GRID_VALUES:
+            fail(where, p, f"{values!r} is not a list of 2 to {MAX_GRID_VALUES} values")
+        checked = [recipe_value(where, f"{p}[{i}]", k, v) for i, v in enumerate(values)]
+        for i, v in enumerate(checked):
+            try:  # the value's range, as a recipe would be checked
+                validate_config(TrainConfig().replace(**{k: v}))
+            except ConfigError as e:
+                fail(where, f"{p}[{i}]", str(e))
+        if len(set(checked)) != len(checked):
+            fail(where, p, f"{values!r} lists a value twice")
+        grid[k] = checked
+    if not grid:
+        fail(where, path, "names no recipe key")
+    return grid
+
+
 def _scales(where: str, data: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
     scales = {}
     for s, v in as_mapping(where, "scales", data.get("scales", {})).items():
@@ -393,6 +417,10 @@ def _scale(where: str, path: str, data: Any, kind: str) -> dict[str, Any]:
             if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= MAX_SEEDS:
                 fail(where, p, f"{v!r} is not an integer in [1, {MAX_SEEDS:,}]")
             out[k] = v
+        elif k == "tune_grid":  # recipe values tried per variant on validation; best is used
+            if kind == "search":
+                fail(where, p, "tune_grid is for comparison studies")
+            out[k] = _tune_grid(where, p, v)
         elif k == "trials":
             if kind != "search":
                 fail(where, p, "trials is for search studies (kind: search)")

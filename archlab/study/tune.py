@@ -26,7 +26,15 @@ from archlab.study.storage import connect
 from archlab.study.trials import RunFailed, cell_attrs, count_trials, fail_stale, score, train_trial
 from archlab.train.config import TrainConfig
 
-__all__ = ["TUNE_SPACE", "TUNE_VAL_FRACTION", "TuneTask", "run_tune", "tune_tasks", "tune_work"]
+__all__ = [
+    "TUNE_SPACE",
+    "TUNE_VAL_FRACTION",
+    "TuneTask",
+    "grid_of",
+    "run_tune",
+    "tune_tasks",
+    "tune_work",
+]
 
 #: ``--tune`` search ranges: key -> (low, high, log scale). The same for every variant: fair.
 TUNE_SPACE: dict[str, tuple[float, float, bool]] = {
@@ -51,6 +59,8 @@ class TuneTask:
     keys: tuple[str, ...]
     trials: int
     scale: str
+    #: the values to try of each key (a study file's ``tune_grid``); empty: TPE over TUNE_SPACE
+    grid: tuple[tuple[str, tuple[Any, ...]], ...] = ()
 
 
 def _tpe() -> optuna.samplers.TPESampler:
@@ -63,7 +73,8 @@ def _tpe() -> optuna.samplers.TPESampler:
 def tune_work(url: str, tasks: list[TuneTask]) -> None:
     """Worker loop of --tune: TPE trials of each task until it has its trial budget."""
     for task in tasks:
-        study, _ = connect(url, task.study_name, directions=["maximize"], sampler=_tpe())
+        sampler = optuna.samplers.GridSampler(dict(task.grid)) if task.grid else _tpe()
+        study, _ = connect(url, task.study_name, directions=["maximize"], sampler=sampler)
         fail_stale(study)
         done = count_trials(study, (TrialState.COMPLETE, TrialState.RUNNING))
         if done >= task.trials:
@@ -82,7 +93,11 @@ def _objective(task: TuneTask) -> Callable[[optuna.Trial], float]:
 
     def objective(trial: optuna.Trial) -> float:
         values = {}
+        grid = dict(task.grid)
         for k in task.keys:
+            if k in grid:  # GridSampler hands out the grid's points, one per trial
+                values[k] = trial.suggest_categorical(k, grid[k])
+                continue
             lo, hi, log = TUNE_SPACE[k]
             values[k] = trial.suggest_float(k, lo, hi, log=log)
         config = base.replace(**values)
@@ -95,10 +110,15 @@ def _objective(task: TuneTask) -> Callable[[optuna.Trial], float]:
 
 
 def tune_tasks(
-    study_def: StudyDef, cells: Sequence[Cell], scale: str, keys: Sequence[str], trials: int
+    study_def: StudyDef,
+    cells: Sequence[Cell],
+    scale: str,
+    keys: Sequence[str],
+    trials: int,
+    grid: dict[str, list[Any]] | None = None,
 ) -> list[TuneTask]:
     """One task per variant: its first seed's recipe with a validation split to score on."""
-    unknown = [k for k in keys if k not in TUNE_SPACE]
+    unknown = [k for k in keys if k not in TUNE_SPACE and k not in (grid or {})]
     if unknown:
         raise StudyFileError(f"--tune {unknown[0]!r}: not tunable; valid: {', '.join(TUNE_SPACE)}")
     if trials < 1:
@@ -122,9 +142,15 @@ def tune_tasks(
                 tuple(keys),
                 trials,
                 scale,
+                tuple((k, tuple(v)) for k, v in (grid or {}).items()),
             )
         )
     return tasks
+
+
+def grid_of(study_def: StudyDef, scale: str) -> dict[str, list[Any]]:
+    """The scale's ``tune_grid`` (empty if none): values tried per variant before it runs."""
+    return dict(study_def.scales.get(scale, {}).get("tune_grid") or {})
 
 
 def _train_size(dataset: str) -> int:
@@ -153,16 +179,19 @@ def run_tune(
     keys: list[str],
     trials: int,
     numerics: dict[str, Any] | None = None,
+    grid: dict[str, list[Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Tune ``keys`` of every variant with local workers; the tuned values by variant label.
 
-    ``numerics``: the study's pinned device and precision (default: this machine's).
+    ``numerics``: the study's pinned device and precision (default: this machine's). ``grid``:
+    try exactly these values (every point once per variant) instead of TPE's samples.
     """
     cells = plan_cells(study_def, scale, overrides, numerics=numerics)
-    tasks = tune_tasks(study_def, cells, scale, keys, trials)
+    tasks = tune_tasks(study_def, cells, scale, keys, trials, grid)
+    how = "grid " + ", ".join(f"{k} in {v}" for k, v in grid.items()) if grid else "TPE"
     print(
         f"{study_def.name} [{scale}]: tuning {', '.join(keys)} of {len(tasks)} variants, "
-        f"{trials} trials each, on {tasks[0].recipe['val_size']} validation images",
+        f"{trials} trials each ({how}), on {tasks[0].recipe['val_size']} validation images",
         file=sys.stderr,
     )
     n = cap_jobs(jobs, len(usable_cores()), trials)
