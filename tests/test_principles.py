@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from archlab.analysis.principles import analyze
+from archlab.report.principles import render_balance_text
 
 SEEDS = range(6)
 
@@ -92,6 +93,17 @@ def test_principle4_vertex_of_a_quadratic_in_log_depth() -> None:
     assert res.evidence == "agrees"
     flat = analyze(4, _runs(cells, lambda c: 0.0))
     assert flat.evidence == "inconclusive"
+    assert res.facts["lr"] == {}  # one learning rate for all: nothing to name
+
+
+def test_principle4_names_each_members_learning_rate_when_they_differ() -> None:
+    depths = (0.5, 1.0, 2.0)
+    cells = [{"depth_mult": d, "width_mult": 1.0 / d**0.5, "lr": 0.05 * d} for d in depths]
+    res = analyze(4, _runs(cells, lambda c: 0.0))
+    assert res.facts["lr"] == {0.5: 0.025, 1.0: 0.05, 2.0: 0.1}
+    text = render_balance_text(res)
+    chosen = "learning rate per member, chosen on validation: d=0.5: 0.025, d=1: 0.05, d=2: 0.1"
+    assert chosen in text
 
 
 @pytest.mark.parametrize(("faster", "evidence"), [(2.0, "agrees"), (-2.0, "disagrees")])

@@ -348,10 +348,11 @@ def _render4(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
     ]
     detail["outside tolerance"] = per["flag"].map(lambda v: "yes" if v else "")
     lacks = "" if vertex else "the quadratic: needs 4 depths within the MAC tolerance and 2 seeds"
-    return Rendered(path, _balance_text(res), detail, lacks)
+    return Rendered(path, render_balance_text(res), detail, lacks)
 
 
-def _balance_text(res: PrincipleResult) -> str:
+def render_balance_text(res: PrincipleResult) -> str:
+    """Principle 4's verdict line: the best depth, its rivals, the vertex, each member's lr."""
     f = res.facts
     if "best" not in f:
         return f"inconclusive: {f['n_configs']} iso-MAC configurations, at least 3 needed"
