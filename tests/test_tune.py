@@ -7,6 +7,9 @@ from pathlib import Path
 
 from optuna.trial import TrialState
 
+from archlab.study.optuna_compat import claim_waiting_trial
+from archlab.study.storage import connect
+from archlab.study.tune import TuneTask, enqueue_grid
 from tests.studykit import run_cli, trials
 
 GRID_STUDY = """\
@@ -32,7 +35,7 @@ def test_each_variant_tries_every_grid_point_and_runs_at_its_best(tmp_path: Path
     url = str(tmp_path / "journal.log")
     code, _, err = run_cli(
         ["study", "run", str(path), "--scale", "smoke", "--storage", url, "--no-report"]
-        + ["--results", str(tmp_path)]
+        + ["--results", str(tmp_path), "--jobs", "2"]  # two workers never take one point twice
     )
     assert code == 0, err
     assert "grid lr in [0.01, 0.3]" in err
@@ -57,3 +60,20 @@ def test_each_variant_tries_every_grid_point_and_runs_at_its_best(tmp_path: Path
     assert code == 0, err
     assert len(trials(url, "grid-smoke")) == 4
     assert len(trials(url, "grid-smoke-tune-baseline")) == 2
+
+
+def test_enqueue_grid_queues_only_the_points_no_trial_holds(tmp_path: Path) -> None:
+    task = TuneTask(
+        "t-smoke-tune-baseline", "baseline", "inception_mini", {}, {}, ("lr",), 3, "smoke",
+        (("lr", (0.05, 0.1, 0.2)),),
+    )  # fmt: skip
+    url = str(tmp_path / "journal.log")
+    assert enqueue_grid(url, task) == 3
+    assert enqueue_grid(url, task) == 0  # queued already
+    study, _ = connect(url, task.study_name)
+    first = claim_waiting_trial(study)
+    assert first is not None
+    study.tell(first, state=TrialState.FAIL)
+    assert enqueue_grid(url, task) == 1  # a failed point is queued again
+    queued = [t.system_attrs["fixed_params"]["lr"] for t in study.get_trials()]
+    assert sorted(queued) == [0.05, 0.05, 0.1, 0.2]

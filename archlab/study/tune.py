@@ -7,6 +7,7 @@ replace the study's recipe for that variant's cells.
 
 from __future__ import annotations
 
+import itertools
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -20,16 +21,26 @@ from archlab.arch.spec import ArchSpec
 from archlab.parallel import cap_jobs, run_workers
 from archlab.provenance import usable_cores
 from archlab.study.errors import StudyError, StudyFileError
+from archlab.study.optuna_compat import claim_waiting_trial
 from archlab.study.plan import Cell, plan_cells
 from archlab.study.schema import StudyDef
 from archlab.study.storage import connect
-from archlab.study.trials import RunFailed, cell_attrs, count_trials, fail_stale, score, train_trial
+from archlab.study.trials import (
+    RunFailed,
+    cell_attrs,
+    count_trials,
+    fail_stale,
+    heartbeat,
+    score,
+    train_trial,
+)
 from archlab.train.config import TrainConfig
 
 __all__ = [
     "TUNE_SPACE",
     "TUNE_VAL_FRACTION",
     "TuneTask",
+    "enqueue_grid",
     "grid_of",
     "run_tune",
     "tune_tasks",
@@ -70,11 +81,47 @@ def _tpe() -> optuna.samplers.TPESampler:
         return optuna.samplers.TPESampler(constant_liar=True)
 
 
+def enqueue_grid(url: str, task: TuneTask) -> int:
+    """Queue each grid point of ``task`` that no finished, running or queued trial holds."""
+    study, _ = connect(url, task.study_name, directions=["maximize"])
+    fail_stale(study)
+    keys = [k for k, _ in task.grid]
+    held = set()
+    for t in study.get_trials(deepcopy=False):
+        if t.state != TrialState.FAIL:  # a failed point is queued again
+            params = t.params or t.system_attrs.get("fixed_params", {})
+            held.add(tuple(params.get(k) for k in keys))
+    points = [p for p in itertools.product(*(v for _, v in task.grid)) if p not in held]
+    for point in points:
+        study.enqueue_trial(dict(zip(keys, point, strict=True)))
+    return len(points)
+
+
+def _grid_work(url: str, task: TuneTask) -> None:
+    """Run the queued grid points of ``task`` until none is left: each point exactly once."""
+    # claimed one by one (not optuna's optimize loop): two workers never take the same point
+    study, storage = connect(url, task.study_name)
+    objective = _objective(task)
+    while (trial := claim_waiting_trial(study)) is not None:
+        try:
+            with heartbeat(storage, study, trial.number):
+                value = objective(trial)
+        except RunFailed:
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            continue
+        except BaseException:  # Ctrl-C: failed now, so the next run queues the point again
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            raise
+        study.tell(trial, value, skip_if_finished=True)
+
+
 def tune_work(url: str, tasks: list[TuneTask]) -> None:
-    """Worker loop of --tune: TPE trials of each task until it has its trial budget."""
+    """Worker loop of --tune: each task's grid points, or TPE trials up to its trial budget."""
     for task in tasks:
-        sampler = optuna.samplers.GridSampler(dict(task.grid)) if task.grid else _tpe()
-        study, _ = connect(url, task.study_name, directions=["maximize"], sampler=sampler)
+        if task.grid:
+            _grid_work(url, task)
+            continue
+        study, _ = connect(url, task.study_name, directions=["maximize"], sampler=_tpe())
         fail_stale(study)
         done = count_trials(study, (TrialState.COMPLETE, TrialState.RUNNING))
         if done >= task.trials:
@@ -194,6 +241,8 @@ def run_tune(
         f"{trials} trials each ({how}), on {tasks[0].recipe['val_size']} validation images",
         file=sys.stderr,
     )
+    for task in tasks if grid else ():
+        enqueue_grid(url, task)
     n = cap_jobs(jobs, len(usable_cores()), trials)
     codes = run_workers(n, tune_work, {"url": url, "tasks": tasks})
     if any(codes):
