@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from archlab.analysis.principles import PRINCIPLES, analyze, epochs_to_reach
-from archlab.analysis.stats import compare_to_baseline
+from archlab.analysis.stats import compare_to_baseline, pareto_front
 from archlab.report.doc import (
     FOLD_ROWS,
     Doc,
@@ -464,3 +464,18 @@ def test_whole_model_cost_rows_judge_5g_macs_and_25m_params():
         ("v3_macs", "`inception_v3_tv`", "disagrees"),  # 1.3x: outside 20%
         ("v3_params", "`inception_v3_tv`", "disagrees"),
     ]
+
+
+def test_a_search_front_is_chosen_on_validation_never_on_test(tmp_path):
+    runs, curves = study_tables()
+    runs = runs.drop(columns=["group", "is_baseline"])
+    # validation ranks the variants the other way round from test
+    runs["val_top1"] = 200.0 - runs["test_top1"]
+    meta = {k: v for k, v in META.items() if k not in ("claims", "recipe", "seeds", "baseline")}
+    files = render_report(runs, curves.iloc[0:0], {**meta, "kind": "search"}, tmp_path, n_boot=200)
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    on_val = pareto_front(summary, "macs", "val_top1_mean").tolist()
+    assert on_val != pareto_front(summary, "macs", "test_top1_mean").tolist()  # it can tell
+    assert summary["pareto"].tolist() == on_val
+    md = files["report.md"].read_text()
+    assert "## Pareto front (fewest MACs for the validation top-1" in md

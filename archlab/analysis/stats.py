@@ -375,6 +375,13 @@ def compare_to_baseline(
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
 
+def front_metric(summary: pd.DataFrame) -> str:
+    """The accuracy a Pareto front chooses on: validation top-1 where the runs have it (a model
+    choice never looks at the test set), else test top-1."""
+    val = summary.get("val_top1_mean")
+    return "val_top1" if val is not None and val.notna().any() else "test_top1"
+
+
 def pareto_front(df: pd.DataFrame, x: str = "macs", y: str = "test_top1_mean") -> pd.Series:
     """True for rows no other row dominates (x no larger and y no smaller, one strictly)."""
     xv, yv = df[x].to_numpy(dtype=float), df[y].to_numpy(dtype=float)

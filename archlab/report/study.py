@@ -23,6 +23,7 @@ from archlab.analysis.principles import PRINCIPLES
 from archlab.analysis.stats import (
     COMPARISON_COLUMNS,
     compare_to_baseline,
+    front_metric,
     pareto_front,
     prepare_runs,
     summarize,
@@ -276,8 +277,9 @@ def render_report(
     files: dict[str, Path] = {}
 
     summary = summarize(runs)
-    if "macs" in summary.columns and "test_top1_mean" in summary.columns:
-        summary["pareto"] = pareto_front(summary, "macs", "test_top1_mean")
+    chosen_on = front_metric(summary)
+    if "macs" in summary.columns and f"{chosen_on}_mean" in summary.columns:
+        summary["pareto"] = pareto_front(summary, "macs", f"{chosen_on}_mean")
     comparisons = _comparisons(runs, meta, calib, n_boot)
     principle = _principle(kind, runs, curves, out_dir, meta.get("analysis") or {})
     if principle and principle.plot:  # its verdict is the claim table's row for the principle
@@ -312,9 +314,10 @@ def render_report(
     _summary_section(doc, summary, _shown_metrics(summary, calib), cap)
     _comparisons_section(doc, comparisons)
     if kind == "search" and "pareto" in summary.columns:
-        doc.add("h2", "Pareto front (fewest MACs for the top-1)")
+        doc.add("h2", f"Pareto front (fewest MACs for the {metric_label(chosen_on)})")
         front = summary[summary["pareto"]].sort_values("macs")
-        doc.add("table", _summary_view(front, ["test_top1"]), "the variants on the Pareto front")
+        shown = list(dict.fromkeys([chosen_on, "test_top1"]))  # test: reported, never chosen on
+        doc.add("table", _summary_view(front, shown), "the variants on the Pareto front")
     if principle:
         _principle_section(doc, kind, principle)
     _plots_section(doc, plots)
@@ -464,8 +467,9 @@ def _study_plots(
     """Every figure that the data supports, with its alt text."""
     plots = []
     if {"macs", "test_top1_mean"} <= set(summary.columns) and summary["macs"].notna().any():
-        p = plot_acc_vs_macs(summary, out_dir / "acc_vs_macs.png", caption=cap)
-        plots.append((p, f"test top-1 vs {MACS_LABEL}"))
+        metric = front_metric(summary)
+        p = plot_acc_vs_macs(summary, out_dir / "acc_vs_macs.png", caption=cap, metric=metric)
+        plots.append((p, f"{metric_label(metric)} vs {MACS_LABEL}"))
     if {"macs", "params"} <= set(summary.columns):
         plots.append(
             (plot_cost_bars(summary, out_dir / "cost.png", caption=cap), "MACs and params")
