@@ -20,7 +20,12 @@ from archlab.report.doc import (
     to_markdown,
 )
 from archlab.report.plots import PNG_SIGNATURE
-from archlab.report.principles import evidence_of, render_principles, run_principle
+from archlab.report.principles import (
+    evidence_of,
+    literal_section,
+    render_principles,
+    run_principle,
+)
 from archlab.report.study import pool_bins, render_report
 
 SEEDS = (0, 1, 2)
@@ -479,3 +484,22 @@ def test_a_search_front_is_chosen_on_validation_never_on_test(tmp_path):
     assert summary["pareto"].tolist() == on_val
     md = files["report.md"].read_text()
     assert "## Pareto front (fewest MACs for the validation top-1" in md
+
+
+def test_principles_page_shows_principle4_as_worded_from_its_claim_rows(tmp_path):
+    assert literal_section(tmp_path) is None  # no report of the study yet: no section
+    d = tmp_path / "principle4-literal"
+    d.mkdir()
+    rows = [
+        ("balance_vs_depth", "accuracy", "depth_mult=2.5 vs baseline", "+0.40 pt", "agrees"),
+        ("balance_vs_width", "accuracy", "depth_mult=1 vs baseline", "−0.10 pt", "inconclusive"),
+    ]
+    cols = ["claim", "kind", "comparison", "ours", "evidence"]
+    pd.DataFrame(rows, columns=cols).to_csv(d / "claims.csv", index=False)
+    sec = literal_section(tmp_path)
+    assert sec["principle"] == 4
+    assert sec["verdict"] == "balance_vs_depth: agrees; balance_vs_width: inconclusive"
+    files = render_principles([sec], {"title": "principles"}, tmp_path / "p")
+    md = files["report.md"].read_text()
+    assert "Principle 4: as worded, at twice the compute" in md
+    assert "| balance_vs_depth | depth_mult=2.5 vs baseline | +0.40 pt | agrees |" in md

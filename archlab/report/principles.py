@@ -384,6 +384,33 @@ _RENDER: dict[int, Callable[[PrincipleResult, str, Path], Rendered]] = {
 # --- the principles page -------------------------------------------------------------------------
 
 
+#: principle 4 as the paper words it: a comparison study whose claim rows are the section
+LITERAL_STUDY = "principle4-literal"
+
+
+def literal_section(reports_dir: Path) -> dict[str, Any] | None:
+    """Principle 4's literal statement (both vs width only vs depth only at ~2x compute), read
+    from that study's rendered claims.csv; None before it has a report."""
+    claims_csv = Path(reports_dir) / LITERAL_STUDY / "claims.csv"
+    if not claims_csv.exists():
+        return None
+    claims = pd.read_csv(claims_csv)
+    claims = claims[claims["kind"] == "accuracy"]
+    verdict = "; ".join(f"{r.claim}: {r.evidence}" for r in claims.itertuples()) or "no rows"
+    detail = claims[["claim", "comparison", "ours", "evidence"]].reset_index(drop=True)
+    return {
+        "principle": 4,
+        "title": f"as worded, at twice the compute ({LITERAL_STUDY}; its own report has more)",
+        "statement": (
+            "increasing both the width and the depth of the network in parallel is the best use "
+            "of a given increase in computation"
+        ),
+        "verdict": verdict,
+        "detail": detail,
+        "detail_caption": "the claim rows, each a pair at equal MACs paired by seed",
+    }
+
+
 def render_principles(
     sections: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], out_dir: Path
 ) -> dict[str, Path]:
@@ -417,7 +444,9 @@ def render_principles(
         doc.add("p", f"Verdict: {sec.get('verdict', 'not run')}")
         detail = sec.get("detail")
         if isinstance(detail, pd.DataFrame):
-            doc.add("table", detail, "one row per configuration: means, 95% CIs, MACs")
+            # what a folded table says it holds
+            inside = sec.get("detail_caption", "one row per configuration: means, 95% CIs, MACs")
+            doc.add("table", detail, inside)
         elif detail:
             doc.add("pre", str(detail))
         if sec.get("plot"):

@@ -412,7 +412,7 @@ def principles_report(
     reports_dir: str | Path = "reports",
 ) -> dict[str, Path]:
     """``reports/principles/``: the four principle studies' verdicts on one page."""
-    from archlab.report.principles import render_principles
+    from archlab.report.principles import literal_section, render_principles
 
     out = Path(reports_dir) / "principles"
     out.mkdir(parents=True, exist_ok=True)
@@ -421,7 +421,8 @@ def principles_report(
         _principle_section(name, scale, storage, results_dir, out, meta)
         for name in PRINCIPLE_STUDIES
     ]
-    return render_principles(sections, meta, out)
+    literal = literal_section(Path(reports_dir))
+    return render_principles([*sections, *([literal] if literal else [])], meta, out)
 
 
 def _principle_section(
