@@ -15,10 +15,9 @@ from archlab.analysis.claims import (
     check_cost,
     get_claim,
     judge,
-    match,
-    normalize,
 )
 from archlab.analysis.evidence import evaluate_claims
+from archlab.analysis.matching import match, normalize
 from archlab.analysis.stats import compare_to_baseline
 from archlab.arch.cost import complexity, fvcore_conv_macs, measured_block_ratios
 from archlab.arch.models import default_spec

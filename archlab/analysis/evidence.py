@@ -23,9 +23,9 @@ from archlab.analysis.claims import (
     analytic_ratio,
     check_cost,
     get_claim,
-    match,
     signed,
 )
+from archlab.analysis.matching import match
 from archlab.analysis.stats import compare_to_baseline, per_seed, prepare_runs
 from archlab.analysis.verdicts import RowEvidence, Verdict, decide, paired_look
 from archlab.numbers import fmt

@@ -14,7 +14,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from archlab.analysis.claims import normalize
+from archlab.analysis.matching import normalize
 from archlab.arch.spec import (
     ADDED_SPEC_FIELDS,
     ArchSpec,
