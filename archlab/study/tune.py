@@ -142,7 +142,7 @@ def _objective(task: TuneTask) -> Callable[[optuna.Trial], float]:
         values = {}
         grid = dict(task.grid)
         for k in task.keys:
-            if k in grid:  # GridSampler hands out the grid's points, one per trial
+            if k in grid:  # a queued grid trial carries its point as fixed params
                 values[k] = trial.suggest_categorical(k, grid[k])
                 continue
             lo, hi, log = TUNE_SPACE[k]
