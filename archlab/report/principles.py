@@ -193,8 +193,16 @@ def _render1_squeeze(res: PrincipleResult, caption: str, out_dir: Path) -> Rende
         f"average {_estimate_text(f['mean'])}; early ({f['places'][0]}) minus late "
         f"({f['places'][-1]}): {_estimate_text(f['early_minus_late'])} (OLS with seed "
         "intercepts; agrees when the average and the early-minus-late difference are both "
-        "above 0)"
+        "above 0"
     )
+    if "margin" in f:
+        i90 = f["early_minus_late_90"]
+        verdict += (
+            f"; smaller than claimed when the squeeze hurts but early minus late lies inside "
+            f"±{fmt('accuracy', f['margin'])} pt per halving at 90% "
+            f"([{fmt('accuracy', i90.lo, sign=True)}, {fmt('accuracy', i90.hi, sign=True)}])"
+        )
+    verdict += ")"
     return Rendered(path, verdict, detail)
 
 
