@@ -18,6 +18,7 @@ import pandas as pd
 
 from archlab import __version__
 from archlab.analysis.bands import quadratic_band, squeeze_band
+from archlab.analysis.claims import combine
 from archlab.analysis.principles import SQUEEZE_ORDER, Estimate, Paired, PrincipleResult, analyze
 from archlab.analysis.stats import SlopeResult
 from archlab.report.doc import (
@@ -404,7 +405,9 @@ def literal_section(reports_dir: Path) -> dict[str, Any] | None:
         return None
     claims = pd.read_csv(claims_csv)
     claims = claims[claims["kind"] == "accuracy"]
-    verdict = "; ".join(f"{r.claim}: {r.evidence}" for r in claims.itertuples()) or "no rows"
+    rows = "; ".join(f"{r.claim}: {r.evidence}" for r in claims.itertuples())
+    # one word first, as every principle verdict: agrees only when both rows agree
+    verdict = f"{combine(claims['evidence'].astype(str))}: {rows}" if rows else "not run"
     detail = claims[["claim", "comparison", "ours", "evidence"]].reset_index(drop=True)
     return {
         "principle": 4,
