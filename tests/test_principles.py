@@ -58,6 +58,23 @@ def test_principle1_squeeze_design_tests_loss_and_interaction(loss: dict, eviden
     assert inter.value == pytest.approx(loss["stem"] - loss["stage_b"], abs=0.15)
 
 
+def test_principle1_hurting_as_much_late_as_early_is_smaller_than_claimed() -> None:
+    """The squeeze hurts, and the early-minus-late interval straddles 0 inside the margin."""
+    loss = {"stem": 0.5, "stage_a": 0.6, "stage_b": 0.6}
+    res = analyze(
+        1,
+        _runs(
+            SQUEEZE,
+            lambda c: -loss.get(c["squeeze_at"], 0.0) * -np.log2(c["squeeze_ratio"]),
+            sd=0.3,
+        ),
+    )
+    inter, i90 = res.facts["early_minus_late"], res.facts["early_minus_late_90"]
+    assert res.facts["mean"].lo > 0 and inter.lo < 0 < inter.hi  # hurts; not especially early
+    assert -res.facts["margin"] < i90.lo and i90.hi < res.facts["margin"]
+    assert res.evidence == "smaller than claimed"
+
+
 REDUCE = [{"reduce_ratio": r} for r in (0.125, 0.25, 0.5, 1.0)]
 
 

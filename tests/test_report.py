@@ -498,7 +498,9 @@ def test_principles_page_shows_principle4_as_worded_from_its_claim_rows(tmp_path
     pd.DataFrame(rows, columns=cols).to_csv(d / "claims.csv", index=False)
     sec = literal_section(tmp_path)
     assert sec["principle"] == 4
-    assert sec["verdict"] == "balance_vs_depth: agrees; balance_vs_width: inconclusive"
+    assert (
+        sec["verdict"] == "inconclusive: balance_vs_depth: agrees; balance_vs_width: inconclusive"
+    )
     files = render_principles([sec], {"title": "principles"}, tmp_path / "p")
     md = files["report.md"].read_text()
     assert "Principle 4: as worded, at twice the compute" in md

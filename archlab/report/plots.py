@@ -344,7 +344,7 @@ def plot_forest(claims: pd.DataFrame, path: Path, *, caption: str) -> Path | Non
         return None
     n = len(rows)
     # wide and short: the whole plot fits the first screen under the answer table
-    fig, (ax,) = new_figure(1, width=FOREST_WIDTH, height=max(1.6, 0.26 * n + 1.1))
+    fig, (ax,) = new_figure(1, width=FOREST_WIDTH, height=max(1.5, 0.2 * n + 0.9))
     pos = np.arange(n)
     for y, r in zip(pos, rows.itertuples(), strict=True):
         margin = float(r.margin) if pd.notna(r.margin) else 0.0

@@ -18,6 +18,7 @@ import pandas as pd
 
 from archlab import __version__
 from archlab.analysis.bands import quadratic_band, squeeze_band
+from archlab.analysis.claims import combine
 from archlab.analysis.principles import SQUEEZE_ORDER, Estimate, Paired, PrincipleResult, analyze
 from archlab.analysis.stats import SlopeResult
 from archlab.report.doc import (
@@ -193,8 +194,16 @@ def _render1_squeeze(res: PrincipleResult, caption: str, out_dir: Path) -> Rende
         f"average {_estimate_text(f['mean'])}; early ({f['places'][0]}) minus late "
         f"({f['places'][-1]}): {_estimate_text(f['early_minus_late'])} (OLS with seed "
         "intercepts; agrees when the average and the early-minus-late difference are both "
-        "above 0)"
+        "above 0"
     )
+    if "margin" in f:
+        i90 = f["early_minus_late_90"]
+        verdict += (
+            f"; smaller than claimed when the squeeze hurts but early minus late lies inside "
+            f"±{fmt('accuracy', f['margin'])} pt per halving at 90% "
+            f"([{fmt('accuracy', i90.lo, sign=True)}, {fmt('accuracy', i90.hi, sign=True)}])"
+        )
+    verdict += ")"
     return Rendered(path, verdict, detail)
 
 
@@ -396,7 +405,9 @@ def literal_section(reports_dir: Path) -> dict[str, Any] | None:
         return None
     claims = pd.read_csv(claims_csv)
     claims = claims[claims["kind"] == "accuracy"]
-    verdict = "; ".join(f"{r.claim}: {r.evidence}" for r in claims.itertuples()) or "no rows"
+    rows = "; ".join(f"{r.claim}: {r.evidence}" for r in claims.itertuples())
+    # one word first, as every principle verdict: agrees only when both rows agree
+    verdict = f"{combine(claims['evidence'].astype(str))}: {rows}" if rows else "not run"
     detail = claims[["claim", "comparison", "ours", "evidence"]].reset_index(drop=True)
     return {
         "principle": 4,

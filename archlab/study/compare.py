@@ -29,7 +29,14 @@ from archlab.study.plan import Cell, plan_cells
 from archlab.study.progress import run_with_progress
 from archlab.study.schema import StudyDef
 from archlab.study.storage import connect
-from archlab.study.trials import RunFailed, cell_attrs, fail_stale, heartbeat, score, train_trial
+from archlab.study.trials import (
+    FAILED_ELSEWHERE,
+    cell_attrs,
+    fail_stale,
+    run_claimed,
+    score,
+    train_trial,
+)
 from archlab.study.tune import grid_of, run_tune
 
 __all__ = [
@@ -85,21 +92,10 @@ def work(url: str, study_name: str) -> None:
             trial.set_user_attr("duplicate_of", dup)
             study.tell(trial, state=TrialState.PRUNED)
             continue
-        try:
-            # Beat before the owner is recorded, so no moment leaves a trial unseen by fail_stale.
-            with heartbeat(storage, study, trial.number):
-                result = train_trial(trial)
-        except RunFailed:
-            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-            continue
-        except optuna.exceptions.UpdateFinishedTrialError:
-            _failed_elsewhere(trial.number)
-            continue
-        except BaseException:  # Ctrl-C: mark it failed now so the next run retries it
-            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-            raise
-        told = study.tell(trial, [score(result, "test_top1")], skip_if_finished=True)
-        if told.state != TrialState.COMPLETE:  # failed elsewhere after its last attr was written
+        outcome = run_claimed(
+            storage, study, trial, lambda t=trial: score(train_trial(t), "test_top1")
+        )
+        if outcome == FAILED_ELSEWHERE:
             _failed_elsewhere(trial.number)
 
 

@@ -16,7 +16,7 @@ import socket
 import sys
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,9 @@ from archlab.study.storage import GRACE_S
 from archlab.train.config import RunResult, TrainConfig
 
 __all__ = [
+    "COMPLETE",
+    "FAILED",
+    "FAILED_ELSEWHERE",
     "RunFailed",
     "cell_attrs",
     "complete_trial_of",
@@ -40,6 +43,7 @@ __all__ = [
     "fail_stale",
     "heartbeat",
     "metric_attrs",
+    "run_claimed",
     "score",
     "train_trial",
 ]
@@ -231,3 +235,33 @@ def heartbeat(storage: BaseStorage, study: optuna.Study, number: int) -> Iterato
     finally:
         stop.set()
         thread.join()
+
+
+#: what ``run_claimed`` did with a claimed trial
+COMPLETE, FAILED, FAILED_ELSEWHERE = "complete", "failed", "failed elsewhere"
+
+
+def run_claimed(
+    storage: BaseStorage, study: optuna.Study, trial: optuna.Trial, run: Callable[[], float]
+) -> str:
+    """Run a claimed trial under its heartbeat and tell optuna how it ended.
+
+    Returns COMPLETE, FAILED (the run failed: FAIL told, retried next time) or FAILED_ELSEWHERE
+    (another worker failed it as stale while it ran: this attempt is dropped, the next plan
+    queues it again). Ctrl-C tells FAIL first, so the next run retries it.
+    """
+    try:
+        # Beat before the owner is recorded, so no moment leaves a trial unseen by fail_stale.
+        with heartbeat(storage, study, trial.number):
+            value = run()
+    except RunFailed:
+        study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+        return FAILED
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return FAILED_ELSEWHERE
+    except BaseException:
+        study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+        raise
+    told = study.tell(trial, [value], skip_if_finished=True)
+    # failed elsewhere after its last attr was written
+    return COMPLETE if told.state == TrialState.COMPLETE else FAILED_ELSEWHERE

@@ -30,7 +30,7 @@ from archlab.study.trials import (
     cell_attrs,
     count_trials,
     fail_stale,
-    heartbeat,
+    run_claimed,
     score,
     train_trial,
 )
@@ -103,16 +103,8 @@ def _grid_work(url: str, task: TuneTask) -> None:
     study, storage = connect(url, task.study_name)
     objective = _objective(task)
     while (trial := claim_waiting_trial(study)) is not None:
-        try:
-            with heartbeat(storage, study, trial.number):
-                value = objective(trial)
-        except RunFailed:
-            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-            continue
-        except BaseException:  # Ctrl-C: failed now, so the next run queues the point again
-            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-            raise
-        study.tell(trial, value, skip_if_finished=True)
+        # a failed point (here or elsewhere) is queued again by the next run's enqueue_grid
+        run_claimed(storage, study, trial, lambda t=trial: objective(t))
 
 
 def tune_work(url: str, tasks: list[TuneTask]) -> None:
