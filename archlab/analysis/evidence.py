@@ -105,10 +105,14 @@ def _evidence(
     return RowEvidence(expected, looks, margin=claim.margin, paper=claim.paper_effect)
 
 
-def _diffs(runs: pd.DataFrame, variant: str, baseline: str, sign: int, metric: str) -> np.ndarray:
-    a, b = per_seed(runs, variant, metric), per_seed(runs, baseline, metric)
+def _oriented(a: pd.Series, b: pd.Series, sign: int) -> np.ndarray:
+    """``sign`` x (a - b) per seed, on the seeds both have: a row's paired differences."""
     seeds = a.index.intersection(b.index)
     return sign * (a[seeds] - b[seeds]).to_numpy(dtype=float)
+
+
+def _diffs(runs: pd.DataFrame, variant: str, baseline: str, sign: int, metric: str) -> np.ndarray:
+    return _oriented(per_seed(runs, variant, metric), per_seed(runs, baseline, metric), sign)
 
 
 def early_values(curves: pd.DataFrame, variant: str, fraction: float) -> tuple[pd.Series, int]:
@@ -129,8 +133,7 @@ def early_values(curves: pd.DataFrame, variant: str, fraction: float) -> tuple[p
 def _early_diffs(curves: pd.DataFrame, variant: str, baseline: str, sign: int, fraction: float):
     a, epoch = early_values(curves, variant, fraction)
     b, _ = early_values(curves, baseline, fraction)
-    seeds = a.index.intersection(b.index)
-    return sign * (a[seeds] - b[seeds]).to_numpy(dtype=float), epoch
+    return _oriented(a, b, sign), epoch
 
 
 def gap_values(runs: pd.DataFrame, curves: pd.DataFrame, variant: str) -> pd.Series:
@@ -143,14 +146,6 @@ def gap_values(runs: pd.DataFrame, curves: pd.DataFrame, variant: str) -> pd.Ser
     train = c.groupby("seed")["train_top1"].last()
     seeds = test.index.intersection(train.index)
     return (test[seeds] - train[seeds]).sort_index()
-
-
-def _gap_diffs(
-    runs: pd.DataFrame, curves: pd.DataFrame, variant: str, baseline: str, sign: int
-) -> np.ndarray:
-    a, b = gap_values(runs, curves, variant), gap_values(runs, curves, baseline)
-    seeds = a.index.intersection(b.index)
-    return sign * (a[seeds] - b[seeds]).to_numpy(dtype=float)
 
 
 def _accuracy_rows(
@@ -167,7 +162,8 @@ def _accuracy_rows(
     if claim.metric == "test_minus_train_top1":
         if curves is None or curves.empty:
             return []
-        d = _gap_diffs(runs, curves, variant, baseline, sign)
+        a, b = gap_values(runs, curves, variant), gap_values(runs, curves, baseline)
+        d = _oriented(a, b, sign)
         # the pooled SD is of test top-1, not of the gap: this row uses its own differences
         gap = _evidence(claim, d, planned, {}, str(claim.expected))
         return [_Pending(claim, variant, baseline, f"{label} (test − train top-1)", gap)]

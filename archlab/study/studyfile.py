@@ -54,7 +54,7 @@ from archlab.study.values import (
     spec_overrides,
     spec_value,
 )
-from archlab.train.config import PRESETS, ConfigError, TrainConfig, validate_config
+from archlab.train.config import PRESETS, TrainConfig
 
 __all__ = ["find_study_file", "load_study"]
 
@@ -371,11 +371,8 @@ def _tune_grid(where: str, path: str, data: Any) -> dict[str, list[Any]]:
         if not isinstance(values, list) or not 2 <= len(values) <= MAX_GRID_VALUES:
             fail(where, p, f"{values!r} is not a list of 2 to {MAX_GRID_VALUES} values")
         checked = [recipe_value(where, f"{p}[{i}]", k, v) for i, v in enumerate(values)]
-        for i, v in enumerate(checked):
-            try:  # the value's range, as a recipe would be checked
-                validate_config(TrainConfig().replace(**{k: v}))
-            except ConfigError as e:
-                fail(where, f"{p}[{i}]", str(e))
+        for i, v in enumerate(checked):  # the value's range, as a recipe is checked
+            check_config(where, f"{p}[{i}]", TrainConfig().replace(**{k: v}))
         if len(set(checked)) != len(checked):
             fail(where, p, f"{values!r} lists a value twice")
         grid[k] = checked
