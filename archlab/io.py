@@ -34,13 +34,13 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
 
 
 def write_npz(path: str | os.PathLike[str], arrays: dict[str, Any]) -> Path:
-    """Write numpy arrays as an uncompressed ``.npz`` atomically."""
+    """Write numpy arrays as a compressed ``.npz`` atomically."""
     import io
 
     import numpy as np
 
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    np.savez_compressed(buf, **arrays)
     return write_atomic(path, buf.getvalue())
 
 
