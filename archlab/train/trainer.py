@@ -219,12 +219,12 @@ class Trainer:
         if len(self.data.val_y):
             logits, _ = self.predict(model, self.data.val_x)
             out.update(metrics.classification_metrics(logits, self.data.val_y, "val_"))
-            self.predictions["val"] = logits.argmax(1)
+            self.predictions["val"] = metrics.predicted_class(logits)
         logits, aux = self.predict(model, self.data.test_x)
         if not logits.isfinite().all().item():  # finite but huge weights overflow here
             raise _Diverged(f"test logits became non-finite after epoch {epoch}")
         out.update(metrics.classification_metrics(logits, self.data.test_y, "test_"))
-        self.predictions["test"] = logits.argmax(1)
+        self.predictions["test"] = metrics.predicted_class(logits)
         if aux is not None:
             out["aux_top1"] = metrics.topk_accuracy(aux, self.data.test_y, 1)
         return out, metrics.reliability(logits, self.data.test_y)
