@@ -142,6 +142,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-subset", type=int, metavar="N", help="train on N images")
     p.add_argument("--device", help="auto | cpu | cuda")
     p.add_argument("--json", metavar="FILE", help="write the RunResult as JSON")
+    p.add_argument(
+        "--predictions",
+        metavar="FILE.npz",
+        help="write every val/test image's predicted and true class (numpy .npz)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_train)
 
@@ -149,11 +154,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     from archlab.arch.models import default_spec
     from archlab.arch.spec import apply_overrides
-    from archlab.io import write_json
+    from archlab.io import write_json, write_npz
     from archlab.train.config import TrainConfig, config_from_overrides, preset, validate_config
     from archlab.train.runtime import describe
     from archlab.train.trainer import load_data, summary_lines, train
 
+    if args.predictions and not args.predictions.endswith(".npz"):
+        raise UsageError(f"--predictions {args.predictions}: allowed: a file name ending in .npz")
     spec = apply_overrides(default_spec(args.model), args.overrides)
     flags = {
         "dataset": args.dataset,
@@ -169,11 +176,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
     data = load_data(config)  # first: bad data is its one error line, with no runtime line above
     if not args.quiet:
         print(f"runtime: {describe(config)}", file=sys.stderr, flush=True)
-    result = train(spec, config, model=args.model, progress=not args.quiet, dataset=data)
+    result = train(
+        spec,
+        config,
+        model=args.model,
+        progress=not args.quiet,
+        dataset=data,
+        keep_predictions=bool(args.predictions),
+    )
     for line in summary_lines(result):
         print(line)
     if args.json:
         write_json(args.json, result.to_dict())
+    if args.predictions and result.predictions is not None:
+        write_npz(args.predictions, result.predictions)
     return 0 if result.status == "complete" else 1
 
 

@@ -33,6 +33,17 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     return write_atomic(path, json.dumps(obj, indent=2) + "\n")
 
 
+def write_npz(path: str | os.PathLike[str], arrays: dict[str, Any]) -> Path:
+    """Write numpy arrays as a compressed ``.npz`` atomically."""
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return write_atomic(path, buf.getvalue())
+
+
 def read_json(path: str | os.PathLike[str]) -> Any:
     """The JSON value stored in ``path``."""
     with open(path, encoding="utf-8") as f:

@@ -207,3 +207,24 @@ def test_study_run_help_lists_the_deciding_options(capsys: pytest.CaptureFixture
     assert rc == 0
     for flag in ("--until-decided", "--max-seeds K", "--budget MINUTES", "--yes", "--numerics"):
         assert flag in out, flag
+
+
+def test_train_writes_predictions(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    import numpy as np
+
+    out = tmp_path / "p.npz"
+    argv = ["train", "--dataset", "synthetic:200", "--epochs", "0.5", "--quiet"]
+    rc, text, _ = run_main(capsys, *argv, "--set", "width_mult=0.25", "--predictions", str(out))
+    assert rc == 0
+    with np.load(out) as z:
+        hits = 100 * (z["test_pred"] == z["test_y"]).mean()
+    top1 = float(text.split("test top-1")[1].split("%")[0])
+    assert hits == pytest.approx(top1, abs=0.01)
+
+
+def test_train_predictions_need_npz(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    rc, out, err = run_main(capsys, "train", "--predictions", str(tmp_path / "p.txt"))
+    assert rc == 2 and out == ""
+    want = f"--predictions {tmp_path / 'p.txt'}: allowed: a file name ending in .npz"
+    assert err == f"archlab: error: {want}\n"
+    assert not (tmp_path / "p.txt").exists()

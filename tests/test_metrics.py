@@ -80,3 +80,16 @@ def test_classification_metrics_prefixes_keys_and_units() -> None:
     assert set(out) == {"test_top1", "test_top5", "test_nll", "test_ece"}
     assert out["test_top1"] == pytest.approx(75.0)  # percent
     assert out["test_ece"] == pytest.approx(0.35, abs=1e-6)  # fraction
+
+
+def test_predicted_class_breaks_ties_as_top1_counts() -> None:
+    """bf16 logits tie; a prediction list must give exactly the reported top-1 even then."""
+    from archlab.train.metrics import predicted_class, topk_accuracy
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2_000, 10, generator=g).bfloat16().float()
+    logits[:, 3] = logits.max(dim=1).values  # class 3 ties with the largest logit in every row
+    target = torch.randint(0, 10, (2_000,), generator=g)
+    target[:500] = 3
+    hits = 100.0 * (predicted_class(logits) == target).float().mean().item()
+    assert hits == pytest.approx(topk_accuracy(logits, target, 1), abs=1e-9)

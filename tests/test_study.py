@@ -282,6 +282,23 @@ def test_two_search_workers_stop_at_the_trial_budget(tmp_path: Path) -> None:
     assert len(done) == trials
 
 
+def test_a_finished_search_with_a_reused_trial_has_nothing_left(tmp_path: Path) -> None:
+    """A trial the sampler proposed twice reuses its run yet counts against the trial budget."""
+    from archlab.study.storage import study_name
+
+    url = str(tmp_path / "search" / "journal.log")
+    study, _ = connect(url, study_name("search", "quick"), directions=["maximize", "minimize"])
+    study.set_user_attr("meta", {"study": "search", "scale": "quick", "trials": 2})
+    attrs = cell_attrs("inception_mini", ArchSpec(), TrainConfig(), "quick", "baseline")
+    for extra in ({}, {"reused_from": 0}):
+        trial = study.ask()
+        for k, v in {**attrs, **extra}.items():
+            trial.set_user_attr(k, v)
+        study.tell(trial, [90.0, 1.0])
+    counts = study_status("search", results_dir=tmp_path)["quick"]
+    assert (counts["total"], counts["done"], counts["remaining"]) == (2, 2, 0)
+
+
 def test_principles_page_gathers_the_principle_studies(smoke_dirs: dict[str, Path]) -> None:
     studies = Path(__file__).resolve().parents[1] / "studies"
     for name in PRINCIPLE_STUDIES:  # run by the smoke tests above; here when this test runs alone

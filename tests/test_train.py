@@ -492,3 +492,15 @@ def test_short_run_on_real_fashion_mnist_beats_70_percent() -> None:
     result = train(ArchSpec(width_mult=0.5), config, progress=False)
     assert result.status == "complete"
     assert result.final["test_top1"] > 70.0, result.final
+
+
+def test_kept_predictions_are_the_final_evaluation() -> None:
+    data = load_dataset("synthetic:300", val_size=50)
+    result = train(TINY, QUICK, dataset=data, progress=False, keep_predictions=True)
+    pred = result.predictions
+    assert pred is not None and set(pred) == {"val_pred", "val_y", "test_pred", "test_y"}
+    for split in ("val", "test"):
+        hits = (pred[f"{split}_pred"] == pred[f"{split}_y"]).mean()
+        assert 100 * hits == pytest.approx(result.final[f"{split}_top1"], abs=1e-6)
+    assert "predictions" not in result.to_dict()
+    assert train(TINY, QUICK, dataset=data, progress=False).predictions is None

@@ -306,7 +306,9 @@ def _trials_by_run(study: optuna.Study) -> tuple[int, list[str], dict[str, list[
     trials = study.get_trials(deepcopy=False)
     plan = study.user_attrs.get("plan")
     if plan is None:  # search: every trial is its own run
-        live = [t for t in trials if "key" in t.user_attrs and "reused_from" not in t.user_attrs]
+        # a trial the sampler proposed again reuses the stored run but counts against the trial
+        # budget like any other, so it is done here too (else a finished search shows 1 to run)
+        live = [t for t in trials if "key" in t.user_attrs]
         keys = [str(t.number) for t in live]
         total = int((study.user_attrs.get("meta") or {}).get("trials", len(keys)))
         return total, keys, {str(t.number): [t] for t in live}

@@ -96,10 +96,15 @@ class RunResult:
     error: str = ""  # why a run diverged or failed
     #: how it computed: device, resolved precision, memory format, threads, kernels, CPU
     runtime: dict[str, Any] = field(default_factory=dict)
+    #: the last evaluation's predicted class per image ("val"/"test" -> int array), kept only when
+    #: asked (``train(keep_predictions=True)``); never part of the JSON record
+    predictions: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return dataclasses.asdict(self)
+        """JSON-ready dict (without ``predictions``)."""
+        out = dataclasses.asdict(dataclasses.replace(self, predictions=None))
+        del out["predictions"]
+        return out
 
 
 #: Recipe fields added after results were stored, with the value that means "as before": a stored

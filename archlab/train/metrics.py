@@ -12,6 +12,13 @@ import torch.nn.functional as F
 ECE_BINS = 15  # Guo et al. 2017 ("On Calibration of Modern Neural Networks") use 15 bins
 
 
+def predicted_class(logits: torch.Tensor) -> torch.Tensor:
+    """The class top-1 counts for each row: ``topk``'s pick, which breaks ties as top-1 does."""
+    # argmax can pick another of two tied logits (bf16 ties happen), so a prediction list built
+    # with it disagrees with the reported top-1 on a few images
+    return logits.topk(1, dim=1).indices[:, 0]
+
+
 def topk_accuracy(logits: torch.Tensor, target: torch.Tensor, k: int = 1) -> float:
     """Percent of rows whose target is among the k highest logits (k is capped at K)."""
     k = min(k, logits.shape[1])

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -115,6 +116,7 @@ class Trainer:
         # so every variant trained at a seed sees the same batches: paired comparisons
         self.gen = torch.Generator().manual_seed(config.seed ^ DATA_SEED_SALT)
         self.step = 0
+        self.predictions: dict[str, torch.Tensor] = {}  # the last evaluation's, per split
         self.check_every = CHECK_EVERY_CUDA if rt.device.type == "cuda" else CHECK_EVERY_CPU
         if config.compile == "on":
             self.forward = torch.compile(net)
@@ -217,10 +219,12 @@ class Trainer:
         if len(self.data.val_y):
             logits, _ = self.predict(model, self.data.val_x)
             out.update(metrics.classification_metrics(logits, self.data.val_y, "val_"))
+            self.predictions["val"] = metrics.predicted_class(logits)
         logits, aux = self.predict(model, self.data.test_x)
         if not logits.isfinite().all().item():  # finite but huge weights overflow here
             raise _Diverged(f"test logits became non-finite after epoch {epoch}")
         out.update(metrics.classification_metrics(logits, self.data.test_y, "test_"))
+        self.predictions["test"] = metrics.predicted_class(logits)
         if aux is not None:
             out["aux_top1"] = metrics.topk_accuracy(aux, self.data.test_y, 1)
         return out, metrics.reliability(logits, self.data.test_y)
@@ -303,11 +307,13 @@ def train(
     on_epoch: Callable[[Metrics], None] | None = None,
     dataset: Dataset | None = None,
     kernels: str = "tuned",
+    keep_predictions: bool = False,
 ) -> RunResult:
     """Train ``model`` with architecture ``spec`` under ``config``; never leaves global state.
 
     ``kernels="stock"`` trains with PyTorch's own kernels (the bench's baseline); the tuned ones
-    give bit-identical numbers, faster (``archlab.train.kernels``).
+    give bit-identical numbers, faster (``archlab.train.kernels``). ``keep_predictions`` keeps
+    the final evaluation's predicted class of every val/test image in ``result.predictions``.
     """
     from archlab.arch.cost import complexity
     from archlab.arch.models import build_model
@@ -332,6 +338,7 @@ def train(
         trainer = Trainer(net, spec, config, data, rt)
         label = f"train {model} seed {config.seed}"
         status, error, history, final = _fit(trainer, progress is not False, label, on_epoch)
+    kept = keep_predictions and status == "complete"
     return RunResult(
         status=status,
         spec=spec.to_dict(),
@@ -344,7 +351,17 @@ def train(
         wall_time_s=time.perf_counter() - start,
         error=error,
         runtime=runtime_record(rt, config, kernels),
+        predictions=_predictions(trainer, data) if kept else None,
     )
+
+
+def _predictions(trainer: Trainer, data: Dataset) -> dict[str, np.ndarray]:
+    """Predicted and true class of every evaluated image, per split, as small int arrays."""
+    out = {}
+    for split, pred in trainer.predictions.items():
+        out[f"{split}_pred"] = pred.cpu().numpy().astype(np.int16)
+        out[f"{split}_y"] = getattr(data, f"{split}_y").cpu().numpy().astype(np.int16)
+    return out
 
 
 def load_data(config: TrainConfig) -> Dataset:

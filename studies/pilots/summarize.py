@@ -29,7 +29,9 @@ def main(folder: str) -> None:
         )
     df = pd.DataFrame(rows)
     per = df.groupby(["candidate", "variant"]).agg(
-        n=("seed", "size"), val_mean=("val_top1", "mean"), val_sd=("val_top1", "std"),
+        n=("seed", "size"),
+        val_mean=("val_top1", "mean"),
+        val_sd=("val_top1", "std"),
         wall_s=("wall_s", "median"),
     )
     print(per.round(3).to_string())
