@@ -22,7 +22,8 @@ def main(folder: str) -> None:
         with np.load(f) as z:
             correct = z["test_pred"] == z["test_y"]
         top1 = run["final"]["test_top1"]
-        assert abs(100 * correct.mean() - top1) < 1e-6, f"{f}: predictions disagree with its JSON"
+        # top-1 is a float32 mean (error ~1e-5 pt); one image of 10,000 is 0.01 pt
+        assert abs(100 * correct.mean() - top1) < 1e-3, f"{f}: predictions disagree with its JSON"
         item = (int(seed.removeprefix("seed")), correct, top1, run["wall_time_s"])
         by_recipe.setdefault(recipe, []).append(item)
     print(f"machine: {machine_info()}")
