@@ -96,8 +96,9 @@ class RunResult:
     error: str = ""  # why a run diverged or failed
     #: how it computed: device, resolved precision, memory format, threads, kernels, CPU
     runtime: dict[str, Any] = field(default_factory=dict)
-    #: the last evaluation's predicted class per image ("val"/"test" -> int array), kept only when
-    #: asked (``train(keep_predictions=True)``); never part of the JSON record
+    #: the last evaluation's predicted and true class per image ("val_pred", "val_y", "test_pred",
+    #: "test_y" -> int arrays), kept only when asked (``train(keep_predictions=True)``); never part
+    #: of the JSON record
     predictions: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
