@@ -12,10 +12,12 @@ from archlab.arch.spec import ArchSpec
 from archlab.cli import main
 from archlab.train import trainer as train_mod
 from archlab.train.config import (
+    PRESETS,
     ConfigError,
     RunResult,
     TrainConfig,
     config_from_overrides,
+    preset,
     validate_config,
 )
 from archlab.train.data import batches, load_dataset
@@ -394,6 +396,8 @@ def test_compile_pays_only_when_the_saving_beats_the_compile_time() -> None:
         ({"warmup_epochs": -1}, "warmup_epochs"),
         ({"threads": 0}, "threads"),
         ({"nesterov": "yes"}, "nesterov"),
+        ({"split_seed": -1}, "split_seed"),
+        ({"split_seed": 1.5}, "split_seed"),
     ],
 )
 def test_validate_config_names_key_value_and_allowed(changes: dict, key: str) -> None:
@@ -504,3 +508,32 @@ def test_kept_predictions_are_the_final_evaluation() -> None:
         assert 100 * hits == pytest.approx(result.final[f"{split}_top1"], abs=1e-6)
     assert "predictions" not in result.to_dict()
     assert train(TINY, QUICK, dataset=data, progress=False).predictions is None
+
+
+def test_split_seed_fixes_the_images_whatever_the_run_seed() -> None:
+    """split_seed picks the train/val images; None leaves them to the run's seed, as before."""
+    from archlab.train.trainer import load_data
+
+    base = TrainConfig(dataset="synthetic:400", train_subset=200, val_size=50)
+
+    def images(cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+        data = load_data(cfg)
+        return data.train_x, data.val_x
+
+    fixed = [images(base.replace(seed=s, split_seed=7)) for s in (0, 1)]
+    assert all(torch.equal(a, b) for a, b in zip(*fixed, strict=True))
+    same_as_seed_7 = images(base.replace(seed=7))
+    assert all(torch.equal(a, b) for a, b in zip(fixed[0], same_as_seed_7, strict=True))
+    free = [images(base.replace(seed=s)) for s in (0, 1)]
+    assert not torch.equal(free[0][1], free[1][1])  # the run's seed moves the split
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_is_a_valid_recipe(name: str) -> None:
+    validate_config(preset(name))
+
+
+def test_study_fixed_trains_every_seed_on_the_same_images() -> None:
+    cfg = preset("study-fixed")
+    assert cfg.split_seed == 0 and cfg.train_subset == 30000
+    assert preset("study").replace(lr=0.05, split_seed=0) == cfg

@@ -11,11 +11,12 @@ tested on every row:
 Looks. A study run with ``--until-decided`` looks at the data after every round of seeds and
 stops a row once it is decided, so the raw p-values would overstate the evidence. The alpha of
 each test is spent over the planned looks with the Lan-DeMets *linear* spending function
-(alpha * n_k / n_K at look k): look k gets the increment w_k = (n_k - n_{k-1}) / n_K, and a row's
-*repeated p-value* is min over the looks so far of p_k / w_k. By the union bound over looks this
-keeps the false-positive rate at or below alpha for any stopping rule, with t statistics and any
-correlation between looks (conservative: it ignores that correlation). A fixed design is the
-special case of one look (w = 1: the plain p-value).
+(alpha * n_k / n_K by look k), through the exact group-sequential boundaries of
+``archlab.analysis.sequential``: each look rejects at the nominal level its boundary gives, and a
+row's *repeated p-value* is the smallest alpha at which some look so far would have rejected.
+That keeps the false-positive rate at alpha for any stopping rule, while using that consecutive
+looks share most of their seeds (the last of looks 5..10 tests at 0.020, not the 0.005 a union
+bound over looks would allow). A fixed design is the special case of one look (the plain p-value).
 
 Across the claim rows of a report each family (direction, equivalence, size) is adjusted with
 Holm (1979) via ``statsmodels.stats.multitest.multipletests``. Verdicts, first that holds:
@@ -42,6 +43,8 @@ import numpy as np
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
+
+from archlab.analysis.sequential import repeated_p
 
 ALPHA = 0.05
 DEFAULT_MARGIN = 0.5  # points of top-1: an effect this small is "no difference" at this scale
@@ -118,20 +121,6 @@ def paired_look(
     return Look(n, mean, se, float(n - 1), sd)
 
 
-def look_weights(looks: Sequence[int]) -> np.ndarray:
-    """Alpha increments per planned look: Lan-DeMets linear spending, alpha * n_k / n_K."""
-    ns = np.asarray(sorted(set(int(n) for n in looks)), dtype=float)
-    if ns.size == 0 or ns[0] < 1:
-        raise ValueError(f"looks must be seed counts >= 1, got {list(looks)}")
-    return np.diff(np.concatenate([[0.0], ns])) / ns[-1]
-
-
-def repeated_p(p_by_look: Sequence[float], weights: Sequence[float]) -> float:
-    """min_k p_k / w_k over the looks taken so far, capped at 1 (valid for any stopping rule)."""
-    ratios = [p / w for p, w in zip(p_by_look, weights, strict=False) if w > 0]
-    return float(min(1.0, min(ratios))) if ratios else 1.0
-
-
 @dataclass
 class RowEvidence:
     """One claim row: its evidence at each look taken, and what the paper expects."""
@@ -176,14 +165,17 @@ def _raw_p(look: Look, margin: float, paper: float | None) -> tuple[float, float
     return direction, equivalent, smaller
 
 
-def _repeated(row: RowEvidence, weights: np.ndarray) -> tuple[float, float, float]:
+def _repeated(row: RowEvidence, planned: Sequence[int]) -> tuple[float, float, float]:
     raw = [_raw_p(lk, row.margin, row.paper) for lk in row.looks]
-    return tuple(repeated_p([r[i] for r in raw], weights) for i in range(3))  # type: ignore[return-value]
+    # direction is two-sided; TOST (the larger of two one-sided p) and size are one-sided
+    return tuple(  # type: ignore[return-value]
+        repeated_p([r[i] for r in raw], planned, sides) for i, sides in enumerate((2, 1, 1))
+    )
 
 
 def _holm(ps: Sequence[float], alpha: float) -> np.ndarray:
-    if not len(ps):
-        return np.asarray([])
+    if len(ps) <= 1:  # Holm over one row is that row's p (and multipletests runs gc.collect)
+        return np.minimum(np.asarray(ps, dtype=float), 1.0)
     return multipletests(np.asarray(ps, dtype=float), alpha=alpha, method="holm")[1]
 
 
@@ -221,7 +213,9 @@ def decide(
     rows: Sequence[RowEvidence], looks_planned: Sequence[int], alpha: float = ALPHA
 ) -> list[Verdict]:
     """The verdict of every row: look-adjusted (repeated p) and Holm-adjusted across rows."""
-    weights = look_weights(looks_planned)
+    planned = sorted({int(n) for n in looks_planned})
+    if not planned or planned[0] < 1:
+        raise ValueError(f"looks must be seed counts >= 1, got {list(looks_planned)}")
     oriented = []
     for row in rows:
         expected, sign = _orient(row.expected)
@@ -230,7 +224,7 @@ def decide(
         oriented.append(RowEvidence(expected, looks, row.margin, paper))
     # each look's p-values, so the look at which a row was first decided can be named
     per_look = [
-        [_repeated_upto(r, weights, k) for k in range(1, len(r.looks) + 1)] for r in oriented
+        [_repeated_upto(r, planned, k) for k in range(1, len(r.looks) + 1)] for r in oriented
     ]
     finals = [pl[-1] if pl else (1.0, 1.0, 1.0) for pl in per_look]
     adj = [_holm([f[i] for f in finals], alpha) for i in range(3)]
@@ -241,8 +235,8 @@ def decide(
     return out
 
 
-def _repeated_upto(row: RowEvidence, weights: np.ndarray, k: int) -> tuple[float, float, float]:
-    return _repeated(RowEvidence(row.expected, row.looks[:k], row.margin, row.paper), weights)
+def _repeated_upto(row: RowEvidence, planned: Sequence[int], k: int) -> tuple[float, float, float]:
+    return _repeated(RowEvidence(row.expected, row.looks[:k], row.margin, row.paper), planned)
 
 
 def _verdict(

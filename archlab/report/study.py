@@ -61,8 +61,9 @@ EVIDENCE_NOTE = (
     "equivalent = two one-sided tests put the difference inside the claim's margin (default "
     "\u00b10.5 pt); smaller than claimed = decidedly below the paper's number; inconclusive = "
     "none of these yet (with the seeds a fixed design would need). Alpha is spent over the "
-    "study's planned looks (Lan-DeMets linear spending, a Bonferroni bound over looks, so looking "
-    "after every round of seeds keeps the 5% error rate) and Holm-adjusted across the rows. "
+    "study's planned looks (Lan-DeMets linear spending with exact group-sequential boundaries, "
+    "calibrated for t-tests by simulation, so looking after every round of seeds keeps the 5% "
+    "error rate) and Holm-adjusted across the rows. "
     "The comparisons table below is per variant: bootstrap intervals only from 10 seeds on."
 )
 EARLY_FRACTION = 0.3  # zoom panel: the aux-head claim is about the first epochs

@@ -372,7 +372,7 @@ def load_data(config: TrainConfig) -> Dataset:
         val_size=config.val_size,
         resize=config.resize,
         upsample=config.upsample,
-        seed=config.seed,
+        seed=config.seed if config.split_seed is None else config.split_seed,
     )
 
 
