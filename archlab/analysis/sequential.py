@@ -14,7 +14,7 @@ the last look's nominal level is 0.020 instead of the union bound's 0.005.
 
 Paired t-tests are used at each look through their p-values (the "significance level
 approach", Jennison and Turnbull 2000, sec. 3.8). On its own that is a little liberal with few
-seeds (5.6% instead of 5% for looks 5..12, by simulation): estimated SDs make successive looks
+seeds (5.5-5.6% instead of 5% for looks 5..12, by simulation): estimated SDs make successive looks
 less alike than the Brownian motion assumes. So the smallest alpha at which some look so far
 would have rejected (the normal-theory repeated p) is calibrated: a row's *repeated p-value* is
 the share of PATHS simulated null studies of paired t-tests at the same looks (own SD, seeds - 1

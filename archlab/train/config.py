@@ -136,7 +136,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # an EMA of the weights (decay 0.995) with precise BN (50 batches). Chosen on a 5k validation
     # split carved from train (studies/pilots/study-recipe.sh, default vs factor_act=linear,
     # 5 seeds each; the test set played no part): seed SD of val top-1 about 0.3 pt vs 0.6-0.7
-    # for `quick`, `quick` + EMA + precise BN, and `quick` at lr 0.05 + precise BN.
+    # for `quick`, `quick` + EMA + precise BN, and `quick` at lr 0.05 + precise BN. (That pilot
+    # drew its validation images by the run's seed, so its val SDs carry ~0.44 pt of sampling
+    # noise; and over 469 steps the EMA's num_updates ramp keeps the decay <= 0.981, not 0.995.)
     "study": {
         "train_subset": 30000,
         "epochs": 1,
