@@ -133,7 +133,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", help="fashion-mnist | synthetic[:N] | idx:PATH | cifar10:PATH …")
     p.add_argument("--model", default="inception_mini", help="inception_mini | inception_v3_tv | …")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="AXIS=VALUE")
-    p.add_argument("--preset", help="start from a named recipe: quick | study | full | paper")
+    p.add_argument(
+        "--preset", help="start from a named recipe: quick | study | study-fixed | full | paper"
+    )
     p.add_argument(
         "--recipe", action="append", default=[], metavar="KEY=VALUE", help="TrainConfig field"
     )

@@ -156,7 +156,7 @@ def test_cli_runs_and_reports_with_overrides_flagged(
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
-        (["--preset", "nope"], "--preset 'nope': unknown recipe; valid: quick, study, full, paper"),
+        (["--preset", "nope"], "--preset 'nope': unknown recipe; valid: quick, study, study-"),
         (["--seeds", "0"], "--seeds 0: need at least 1"),
         (["--jobs", "0"], "--jobs 0: need at least 1"),
         (["--recipe", "lr=abc"], "lr"),
