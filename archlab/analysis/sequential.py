@@ -32,7 +32,15 @@ import numpy as np
 from scipy import stats
 from scipy.special import ndtr, ndtri
 
-__all__ = ["ALPHA_GRID", "PATHS", "boundaries", "nominal_levels", "repeated_p", "repeated_p_many"]
+__all__ = [
+    "ALPHA_GRID",
+    "PATHS",
+    "boundaries",
+    "nominal_levels",
+    "planned_looks",
+    "repeated_p",
+    "repeated_p_many",
+]
 
 #: the alphas at which a design's boundaries are tabulated for repeated p-values (log-spaced)
 ALPHA_GRID = np.logspace(-9, 0, 181)
@@ -95,7 +103,7 @@ def _table(info: tuple[float, ...], sides: int) -> np.ndarray:
 
 
 def _info(looks: Sequence[int]) -> tuple[float, ...]:
-    ns = _looks(looks)
+    ns = planned_looks(looks)
     return tuple(n / ns[-1] for n in ns)
 
 
@@ -157,7 +165,8 @@ def _null(looks: tuple[int, ...], sides: int) -> np.ndarray:
     return np.sort(_normal_repeated(p, info, sides))
 
 
-def _looks(looks: Sequence[int]) -> tuple[int, ...]:
+def planned_looks(looks: Sequence[int]) -> tuple[int, ...]:
+    """The distinct planned looks (seed counts) in order; ValueError unless all are >= 1."""
     ns = tuple(sorted({int(n) for n in looks}))
     if not ns or ns[0] < 1:
         raise ValueError(f"looks must be seed counts >= 1, got {list(looks)}")
@@ -167,7 +176,7 @@ def _looks(looks: Sequence[int]) -> tuple[int, ...]:
 def repeated_p_many(p: np.ndarray, looks: Sequence[int], sides: int = 2) -> np.ndarray:
     """``repeated_p`` of many studies at once: ``p`` has one row per study, one column per look."""
     _check_sides(sides)
-    ns = _looks(looks)
+    ns = planned_looks(looks)
     p = np.atleast_2d(np.asarray(p, dtype=float))[:, : len(ns)]
     if p.shape[1] == 0:
         return np.ones(p.shape[0])

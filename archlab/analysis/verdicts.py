@@ -44,7 +44,7 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
 
-from archlab.analysis.sequential import repeated_p
+from archlab.analysis.sequential import planned_looks, repeated_p
 
 ALPHA = 0.05
 DEFAULT_MARGIN = 0.5  # points of top-1: an effect this small is "no difference" at this scale
@@ -213,9 +213,7 @@ def decide(
     rows: Sequence[RowEvidence], looks_planned: Sequence[int], alpha: float = ALPHA
 ) -> list[Verdict]:
     """The verdict of every row: look-adjusted (repeated p) and Holm-adjusted across rows."""
-    planned = sorted({int(n) for n in looks_planned})
-    if not planned or planned[0] < 1:
-        raise ValueError(f"looks must be seed counts >= 1, got {list(looks_planned)}")
+    planned = planned_looks(looks_planned)
     oriented = []
     for row in rows:
         expected, sign = _orient(row.expected)

@@ -117,6 +117,19 @@ class RunResult:
 ADDED_FIELDS: dict[str, Any] = {"precise_bn": 0, "upsample": None, "split_seed": None}
 
 
+#: the `study` preset's fields, which `study-fixed` starts from (see PRESETS)
+_STUDY: dict[str, Any] = {
+    "train_subset": 30000,
+    "epochs": 1,
+    "batch_size": 64,
+    "lr": 0.1,
+    "augment": False,
+    "label_smoothing": 0.1,
+    "eval_batch_size": 256,
+    "ema_decay": 0.995,
+    "precise_bn": 50,
+}
+
 #: Named recipes (``archlab train --preset NAME``); each is a set of TrainConfig overrides.
 PRESETS: dict[str, dict[str, Any]] = {
     # About one minute on one CPU core: 16k images once, small batches for more steps. No
@@ -139,35 +152,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     # for `quick`, `quick` + EMA + precise BN, and `quick` at lr 0.05 + precise BN. (That pilot
     # drew its validation images by the run's seed, so its val SDs carry ~0.44 pt of sampling
     # noise; and over 469 steps the EMA's num_updates ramp keeps the decay <= 0.981, not 0.995.)
-    "study": {
-        "train_subset": 30000,
-        "epochs": 1,
-        "batch_size": 64,
-        "lr": 0.1,
-        "augment": False,
-        "label_smoothing": 0.1,
-        "eval_batch_size": 256,
-        "ema_decay": 0.995,
-        "precise_bn": 50,
-    },
+    "study": _STUDY,
     # `study` on ONE fixed 30k-image training subset (split_seed 0) at peak lr 0.05. Chosen on
     # 5,000 fixed validation images carved from train (studies/pilots/fixed-split.sh, default vs
     # factor_act=linear, 6 seeds; the test set played no part): whole-run shifts beyond the churn
     # of single images 0.00 / 0.06 pt vs 0.26 / 0.00 for `study`, val top-1 90.10 / 89.96 vs
     # 89.82 / 90.09, same cost. (ema_decay 0.998 gave bit-identical runs to 0.995: the EMA's
     # num_updates ramp holds the decay at (1+u)/(10+u) <= 0.981 over these 469 steps.)
-    "study-fixed": {
-        "train_subset": 30000,
-        "split_seed": 0,
-        "epochs": 1,
-        "batch_size": 64,
-        "lr": 0.05,
-        "augment": False,
-        "label_smoothing": 0.1,
-        "eval_batch_size": 256,
-        "ema_decay": 0.995,
-        "precise_bn": 50,
-    },
+    "study-fixed": {**_STUDY, "split_seed": 0, "lr": 0.05},
     # the whole training set for 12 epochs with crop/flip augmentation and label smoothing
     "full": {"epochs": 12, "batch_size": 128, "lr": 0.2, "label_smoothing": 0.1},
     # Section 8 of the paper: RMSProp(0.9, eps 1.0), lr x0.94 every 2 epochs, clip 2.0, LS 0.1, EMA
