@@ -8,6 +8,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+# Report tables keep 12 significant digits: enough for any figure shown, and stable when BLAS
+# summation order moves the last bits between runs.
+CSV_FLOAT = "%.12g"
+
 
 def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> Path:
     """Write via a temporary file in the same folder and os.replace: never a half-written file."""

@@ -1,5 +1,6 @@
 """Reports: every file written, HTML self-contained and escaped, principle helpers and page."""
 
+import io
 import json
 import math
 
@@ -9,6 +10,7 @@ import pytest
 
 from archlab.analysis.principles import PRINCIPLES, analyze, epochs_to_reach
 from archlab.analysis.stats import compare_to_baseline, pareto_front
+from archlab.io import CSV_FLOAT
 from archlab.report.doc import (
     FOLD_ROWS,
     Doc,
@@ -505,3 +507,16 @@ def test_principles_page_shows_principle4_as_worded_from_its_claim_rows(tmp_path
     md = files["report.md"].read_text()
     assert "Principle 4: as worded, at twice the compute" in md
     assert "| balance_vs_depth | depth_mult=2.5 vs baseline | +0.40 pt | agrees |" in md
+
+
+def test_report_tables_do_not_change_with_the_last_bits_of_a_float():
+    """Two intervals equal but for summation order write the same CSV bytes, and figures survive."""
+    a = pd.DataFrame({"ci_lo": [-0.03908546803936086], "p": [3.4999825000875e-05]})
+    b = pd.DataFrame({"ci_lo": [-0.03908546803936139], "p": [3.4999825000875e-05]})
+    assert a.to_csv(index=False) != b.to_csv(index=False)  # the churn this guards against
+    assert a.to_csv(index=False, float_format=CSV_FLOAT) == b.to_csv(
+        index=False, float_format=CSV_FLOAT
+    )
+    back = pd.read_csv(io.StringIO(a.to_csv(index=False, float_format=CSV_FLOAT)))
+    assert back["ci_lo"][0] == pytest.approx(a["ci_lo"][0], rel=1e-11)
+    assert back["p"][0] == pytest.approx(a["p"][0], rel=1e-11)

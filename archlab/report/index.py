@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from archlab.io import write_atomic
+from archlab.io import CSV_FLOAT, write_atomic
 from archlab.report.doc import Doc, fmt_date, to_markdown, write_doc
 from archlab.report.flops import MODEL_CLAIMS
 
@@ -109,7 +109,11 @@ def write_index(reports: Path | str = "reports") -> dict[str, Path]:
     reports = Path(reports)
     claims = all_claims(reports)  # each claims.csv read once
     studies, card = study_table(reports, claims), claims[SCORECARD_COLUMNS]
-    files = {"claims.csv": write_atomic(reports / "claims.csv", card.to_csv(index=False))}
+    files = {
+        "claims.csv": write_atomic(
+            reports / "claims.csv", card.to_csv(index=False, float_format=CSV_FLOAT)
+        )
+    }
     doc = Doc()
     doc.add("h1", "archlab reports")
     doc.add(

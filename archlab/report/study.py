@@ -28,7 +28,7 @@ from archlab.analysis.stats import (
     prepare_runs,
     summarize,
 )
-from archlab.io import write_atomic
+from archlab.io import CSV_FLOAT, write_atomic
 from archlab.report.doc import (
     Doc,
     fmt,
@@ -297,7 +297,8 @@ def render_report(
     )
 
     for name, table in (("summary", summary), ("comparisons", comparisons), ("claims", claims)):
-        files[f"{name}.csv"] = write_atomic(out_dir / f"{name}.csv", table.to_csv(index=False))
+        text = table.to_csv(index=False, float_format=CSV_FLOAT)
+        files[f"{name}.csv"] = write_atomic(out_dir / f"{name}.csv", text)
     plots = _study_plots(runs, curves, summary, claim_ids, kind, calib, cap, out_dir)
     files.update({p.name: p for p, _ in plots})
 
