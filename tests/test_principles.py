@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from archlab.analysis.principles import analyze
-from archlab.report.principles import render_balance_text
+from archlab.analysis.principles import SPEED_MARGIN, analyze
+from archlab.report.principles import render_balance_text, run_principle
 
 SEEDS = range(6)
 
@@ -123,9 +123,17 @@ def test_principle4_names_each_members_learning_rate_when_they_differ() -> None:
     assert chosen in text
 
 
-@pytest.mark.parametrize(("faster", "evidence"), [(2.0, "agrees"), (-2.0, "disagrees")])
+@pytest.mark.parametrize(
+    ("faster", "noise", "evidence"),
+    [
+        (2.0, 1.0, "agrees"),
+        (-2.0, 1.0, "disagrees"),
+        (0.0, 1.0, "equivalent"),  # same speed, measured well: inside +-SPEED_MARGIN epochs
+        (0.0, 12.0, "inconclusive"),  # same speed, too noisy to rule out a difference
+    ],
+)
 def test_principle2_at_equal_macs_pairs_epochs_to_a_fixed_threshold(
-    faster: float, evidence: str
+    faster: float, noise: float, evidence: str, tmp_path
 ) -> None:
     # the expanded bank's validation curve climbs `faster` points an epoch more than the plain
     cells = [{"coarse_module": "expanded", "width_mult": 1.0}]
@@ -138,13 +146,18 @@ def test_principle2_at_equal_macs_pairs_epochs_to_a_fixed_threshold(
         {
             "run_key": r.run_key,
             "epoch": e,
-            "val_top1": 60 + (8 + faster * (r.coarse_module == "expanded")) * e + rng.normal(0, 1),
+            "val_top1": 60
+            + (8 + faster * (r.coarse_module == "expanded")) * e
+            + rng.normal(0, noise),
         }
         for r in runs.itertuples()
         for e in range(1, 11)
     )
     res = analyze(2, runs, curves, curve="val_top1", threshold=80.0)
     assert res.evidence == evidence
+    assert (res.facts["speed_tost_p"] < 0.05) == (evidence == "equivalent")
+    text = run_principle(2, runs, curves, tmp_path, curve="val_top1", threshold=80.0).verdict
+    assert text.startswith(f"{evidence}: ") and f"inside ±{SPEED_MARGIN:.2f} epochs" in text
     speed = res.facts["paired_speed"]
     # 20 points to climb: 2.5 epochs at 8/epoch vs 2.0 at 10/epoch (or 3.33 at 6/epoch)
     expected = 20 / (8 + faster) - 20 / 8

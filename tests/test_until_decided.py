@@ -9,8 +9,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
@@ -21,7 +23,14 @@ import archlab.train.runtime
 import archlab.train.trainer
 from archlab.arch.spec import ArchSpec
 from archlab.study.compare import seed_major
-from archlab.study.decide import UntilDecided, grow, open_comparisons, plan_looks
+from archlab.study.decide import (
+    EVERY_CELL,
+    UntilDecided,
+    grow,
+    open_comparisons,
+    plan_looks,
+    principle_open,
+)
 from archlab.study.engine import run_study
 from archlab.study.errors import StudyError
 from archlab.study.plan import plan_cells, run_key
@@ -259,6 +268,10 @@ def test_open_comparisons_grow_and_looks(tmp_path: Path) -> None:
         "baseline": 5,
         "v1": 5,
     }
+    # an open principle verdict: every cell to the look after the largest count, once
+    counts = {"baseline": 5, "v1": 6, "v2": 5}
+    assert grow(counts, {EVERY_CELL}, [5, 6, 7, 8]) == {"baseline": 7, "v1": 7, "v2": 7}
+    assert grow({"baseline": 8, "v1": 8}, {EVERY_CELL}, [5, 6, 7, 8]) == {"baseline": 8, "v1": 8}
     study = load_study(write(tmp_path))
     assert plan_looks(study, "smoke", 2, None, None) == list(range(2, 11))
     assert plan_looks(study, "smoke", 2, 4, [2, 3]) == [2, 3, 4]
@@ -367,3 +380,30 @@ def test_an_explicit_precision_is_not_pinned(
     assert {c.precision for c in fake_train.configs} == {"fp32"} and len(fake_train.configs) == 6
     with pytest.raises(StudyError, match="--numerics 'x'"):
         run_study(path, scale="smoke", render=False, numerics="x", **dirs(tmp_path))
+
+
+def _reduce_runs(drop_by_ratio: dict[float, float], sd: float) -> pd.DataFrame:
+    """Principle 3's cells: top-1 = 90 - drop(ratio) + a seed offset + noise, 5 seeds."""
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(
+        {
+            "reduce_ratio": r,
+            "variant": f"reduce_ratio={r}",
+            "is_baseline": r == 1.0,
+            "seed": seed,
+            "macs": 40e6,
+            "run_key": f"{r}-{seed}",
+            "test_top1": 90 - d + 0.3 * seed + rng.normal(0, sd),
+        }
+        for r, d in drop_by_ratio.items()
+        for seed in range(5)
+    )
+
+
+@pytest.mark.parametrize(("sd", "still_open"), [(0.05, False), (3.0, True)])
+def test_an_open_principle_verdict_keeps_every_cell_open(sd: float, still_open: bool) -> None:
+    p3 = SimpleNamespace(kind="principle3", analysis={})
+    runs = _reduce_runs({1.0: 0.0, 0.5: 0.0, 0.25: 0.1, 0.125: 0.2}, sd)
+    assert principle_open(p3, runs, pd.DataFrame()) is still_open
+    assert principle_open(p3, runs.iloc[:0], pd.DataFrame()) is True  # nothing run yet
+    assert principle_open(SimpleNamespace(kind="compare", analysis={}), runs, None) is False

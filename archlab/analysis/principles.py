@@ -106,6 +106,17 @@ def _paired(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> Paired:
     return Paired(r.mean_diff, min(r.ci_lo, r.t_lo), max(r.ci_hi, r.t_hi), r.n)
 
 
+def _tost_by_seed(a: pd.DataFrame, b: pd.DataFrame, metric: str, margin: float) -> float:
+    """Two one-sided tests of a - b (paired on seeds where both have a value) inside +-margin."""
+    sa, sb = a.groupby("seed")[metric].mean(), b.groupby("seed")[metric].mean()
+    pair = pd.concat([sa, sb], axis=1, join="inner").dropna()
+    if len(pair) < 2:
+        return 1.0
+    return float(
+        ttost_paired(pair.iloc[:, 0].to_numpy(), pair.iloc[:, 1].to_numpy(), -margin, margin)[0]
+    )
+
+
 @dataclass(frozen=True)
 class Estimate:
     """A fitted quantity with its 95% interval and two-sided p-value."""
@@ -138,6 +149,10 @@ def _estimate(fit: Any, contrast: Mapping[str, float], alpha: float = 0.05) -> E
 
 #: squeeze positions from early to late (principle 1: "especially early")
 SQUEEZE_ORDER = ("stem", "stage_a", "stage_b")
+
+#: Principle 2's equivalence margin on epochs to the threshold: half the interval at which the
+#: curves are sampled (once an epoch), so a smaller difference in speed is below what they resolve.
+SPEED_MARGIN = 0.5
 
 
 def principle1(
@@ -285,6 +300,9 @@ def _paired_speed(
     speed = _paired(exp, plain, "epochs")
     final = _paired(exp, plain, metric)
     evidence = judge("worse", speed.lo, speed.hi)  # fewer epochs for the expanded bank
+    tost_p = _tost_by_seed(exp, plain, "epochs", SPEED_MARGIN)
+    if evidence == "inconclusive" and tost_p < 0.05:
+        evidence = "equivalent"  # "trains faster" ruled out beyond what the curves resolve
     keys = ("coarse_module", "width_mult")
     facts = {
         "curve": curve,
@@ -292,6 +310,8 @@ def _paired_speed(
         "threshold_given": given,
         "paired_speed": speed,
         "paired_final": final,
+        "speed_margin": SPEED_MARGIN,
+        "speed_tost_p": tost_p,
         "curve_band": curve_band(curves, df, "coarse_module", curve),
     }
     per = _per_config(df, keys, ["epochs", metric])

@@ -259,6 +259,12 @@ def _render2_paired(res: PrincipleResult, caption: str, out_dir: Path) -> Render
         + f"; final {metric_label(metric)}: "
         f"{_diff_text(f['paired_final'])}"
     )
+    if "speed_margin" in f:
+        verdict += (
+            f" (equivalent when two one-sided tests put the epochs inside "
+            f"±{fmt('accuracy', f['speed_margin'])} epochs, half the once-an-epoch sampling of the "
+            f"curves: TOST p = {f['speed_tost_p']:.3f})"
+        )
     detail = _detail(per, res.keys, {"epochs": target, metric: metric_label(metric)})
     detail.insert(3, "not reached", per["epochs_missing"])
     return Rendered(path, verdict, detail, lacks)

@@ -3,7 +3,9 @@
 Round 1 runs the scale's seeds. After each round the runs table is collected, the study's
 claims evaluated (``archlab.analysis.evidence.evaluate_claims``) and every accuracy row still
 ``inconclusive`` names an open comparison (variant, baseline); the next round gives both cells
-of each open comparison one more seed (the next seed number). It stops when no accuracy row is
+of each open comparison one more seed (the next seed number). A principle study's own verdict
+(its analysis over every cell, ``archlab.analysis.principles``) still open gives every cell one
+more seed. It stops when no accuracy row is
 open (a study without accuracy claims: after round 1), at K seeds, or when the next round,
 estimated from the mean wall time of the runs so far, would end past the time budget.
 
@@ -37,6 +39,7 @@ from archlab.study.values import MAX_SEEDS
 __all__ = [
     "DEFAULT_BUDGET_MIN",
     "DEFAULT_MAX_SEEDS",
+    "EVERY_CELL",
     "UntilDecided",
     "all_seeds",
     "check_evaluator",
@@ -44,6 +47,7 @@ __all__ = [
     "grow",
     "open_comparisons",
     "plan_looks",
+    "principle_open",
     "run_until_decided",
 ]
 
@@ -51,6 +55,8 @@ DEFAULT_MAX_SEEDS = 10  # K when neither --max-seeds nor the scale's max_seeds s
 DEFAULT_BUDGET_MIN = 20.0
 
 Pair = tuple[str, str]
+#: the open "pair" of an undecided principle row: its analysis uses every cell, so all grow
+EVERY_CELL: Pair = ("*", "*")
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,20 @@ def evaluate(
     from archlab.analysis.evidence import evaluate_claims
 
     return evaluate_claims(list(claim_ids), runs, curves=curves, looks=list(looks))
+
+
+def principle_open(study_def: StudyDef, runs: pd.DataFrame, curves: pd.DataFrame) -> bool:
+    """Whether a principle study's own verdict (its analysis over every cell) is still open."""
+    from archlab.analysis.principles import PRINCIPLES, analyze
+    from archlab.analysis.stats import prepare_runs
+
+    n = study_def.kind.removeprefix("principle")
+    if not study_def.kind.startswith("principle") or not n.isdigit() or int(n) not in PRINCIPLES:
+        return False
+    if runs.empty:
+        return True
+    result = analyze(int(n), prepare_runs(runs), curves, **dict(study_def.analysis))
+    return result.evidence == "inconclusive"
 
 
 def check_evaluator() -> None:
@@ -132,9 +152,16 @@ def all_seeds(base: Sequence[int], k: int) -> list[int]:
 
 
 def grow(counts: dict[str, int], open_pairs: set[Pair], looks: Sequence[int]) -> dict[str, int]:
-    """Seed counts of the next round: both cells of each open pair move to the next look."""
+    """Seed counts of the next round: both cells of each open pair move to the next look.
+
+    ``EVERY_CELL`` (an open principle verdict) moves every cell to the look after the largest.
+    """
     new = dict(counts)
-    for pair in sorted(open_pairs):
+    if EVERY_CELL in open_pairs and counts:
+        nxt = next((n for n in looks if n > max(counts.values())), None)
+        if nxt is not None:
+            new = {v: max(c, nxt) for v, c in counts.items()}
+    for pair in sorted(open_pairs - {EVERY_CELL}):
         if not all(v in counts for v in pair):
             continue  # a row about variants this plan does not have
         current = max(counts[v] for v in pair)
@@ -198,7 +225,12 @@ class _Loop:
         if not self.study_def.claims:
             return set()
         runs, curves, _ = collect(self.study)
-        return open_comparisons(evaluate(self.study_def.claims, runs, curves, self.looks))
+        pairs = open_comparisons(evaluate(self.study_def.claims, runs, curves, self.looks))
+        if self.study_def.kind in self.study_def.claims and principle_open(
+            self.study_def, runs, curves
+        ):
+            pairs.add(EVERY_CELL)
+        return pairs
 
     def log_round(self, counts: dict[str, int], open_pairs: set[Pair]) -> None:
         """Record the round in the study's attrs and say it in one line on stderr."""
