@@ -98,23 +98,26 @@ def _per_config(df: pd.DataFrame, keys: Sequence[str], metrics: Sequence[str]) -
     return pd.DataFrame(rows, columns=cols)
 
 
-def _paired(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> Paired:
-    """Mean and the union of bootstrap and t intervals of a - b, paired on seed."""
+def _by_seed(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-seed means of ``metric`` in ``a`` and ``b`` on the seeds both have, aligned."""
     sa, sb = a.groupby("seed")[metric].mean(), b.groupby("seed")[metric].mean()
     seeds = sa.index.intersection(sb.index)
-    r = paired_diff(sa[seeds].to_numpy(), sb[seeds].to_numpy(), n_boot=4000)
+    return sa[seeds].to_numpy(float), sb[seeds].to_numpy(float)
+
+
+def _paired(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> Paired:
+    """Mean and the union of bootstrap and t intervals of a - b, paired on seed."""
+    r = paired_diff(*_by_seed(a, b, metric), n_boot=4000)
     return Paired(r.mean_diff, min(r.ci_lo, r.t_lo), max(r.ci_hi, r.t_hi), r.n)
 
 
 def _tost_by_seed(a: pd.DataFrame, b: pd.DataFrame, metric: str, margin: float) -> float:
     """Two one-sided tests of a - b (paired on seeds where both have a value) inside +-margin."""
-    sa, sb = a.groupby("seed")[metric].mean(), b.groupby("seed")[metric].mean()
-    pair = pd.concat([sa, sb], axis=1, join="inner").dropna()
-    if len(pair) < 2:
+    x, y = _by_seed(a, b, metric)
+    both = np.isfinite(x) & np.isfinite(y)  # the seeds paired_diff keeps too
+    if both.sum() < 2:
         return 1.0
-    return float(
-        ttost_paired(pair.iloc[:, 0].to_numpy(), pair.iloc[:, 1].to_numpy(), -margin, margin)[0]
-    )
+    return float(ttost_paired(x[both], y[both], -margin, margin)[0])
 
 
 @dataclass(frozen=True)
@@ -358,16 +361,14 @@ def _tost_design(
 ) -> PrincipleResult:
     """Principle 3 at equal MACs: which reduced ratios are equivalent to the weakest one."""
     high = float(per["reduce_ratio"].iloc[-1])
-    ref = df[df["reduce_ratio"] == high].groupby("seed")[metric].mean()
+    ref = df[df["reduce_ratio"] == high]
     rows, p_equiv, p_worse, ci90 = [], [], [], {}
     for ratio in per["reduce_ratio"].iloc[:-1]:
-        mine = df[df["reduce_ratio"] == ratio].groupby("seed")[metric].mean()
-        seeds = mine.index.intersection(ref.index)
-        a, b = mine[seeds].to_numpy(float), ref[seeds].to_numpy(float)
-        diff = _paired(df[df["reduce_ratio"] == ratio], df[df["reduce_ratio"] == high], metric)
-        rows.append((float(ratio), diff))
+        mine = df[df["reduce_ratio"] == ratio]
+        a, b = _by_seed(mine, ref, metric)
+        rows.append((float(ratio), _paired(mine, ref, metric)))
         ci90[float(ratio)] = mean_ci(a - b, 0.90)[1:]  # TOST at 5% = this 90% interval in +-margin
-        p_equiv.append(ttost_paired(a, b, -margin, margin)[0] if len(seeds) >= 2 else 1.0)
+        p_equiv.append(ttost_paired(a, b, -margin, margin)[0] if len(a) >= 2 else 1.0)
         # one-sided: is the reduction worse than the margin?
         worse = stats.ttest_1samp(a - b, -margin, alternative="less").pvalue if len(a) >= 2 else 1.0
         p_worse.append(float(worse) if math.isfinite(worse) else 1.0)
@@ -491,6 +492,16 @@ PRINCIPLES: dict[int, Callable[..., PrincipleResult]] = {
     3: principle3,
     4: principle4,
 }
+
+
+def principle_number(kind: str) -> int | None:
+    """The principle a study kind names ("principle2" -> 2); None for the other kinds."""
+    if not kind.startswith("principle"):
+        return None
+    n = kind.removeprefix("principle")
+    if not n.isdigit() or int(n) not in PRINCIPLES:
+        raise ValueError(f"unknown study kind {kind!r}; valid: compare, search, principle1..4")
+    return int(n)
 
 
 def analyze(

@@ -19,7 +19,7 @@ import pandas as pd
 from archlab import __version__
 from archlab.analysis.claims import CLAIMS, get_claim
 from archlab.analysis.evidence import evaluate_claims, pooled_sd
-from archlab.analysis.principles import PRINCIPLES
+from archlab.analysis.principles import principle_number
 from archlab.analysis.stats import (
     COMPARISON_COLUMNS,
     compare_to_baseline,
@@ -344,12 +344,8 @@ def _principle(
     options: Mapping[str, Any],
 ) -> Rendered | None:
     """A principle study's plot, verdict and detail; None for the other kinds."""
-    if not kind.startswith("principle"):
-        return None
-    n = kind[len("principle") :]
-    if not n.isdigit() or int(n) not in PRINCIPLES:
-        raise ValueError(f"unknown study kind {kind!r}; valid: compare, search, principle1..4")
-    return run_principle(int(n), runs, curves, out_dir, **options)
+    n = principle_number(kind)
+    return None if n is None else run_principle(n, runs, curves, out_dir, **options)
 
 
 # --- the report's sections -----------------------------------------------------------------------

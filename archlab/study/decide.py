@@ -88,15 +88,15 @@ def evaluate(
 
 def principle_open(study_def: StudyDef, runs: pd.DataFrame, curves: pd.DataFrame) -> bool:
     """Whether a principle study's own verdict (its analysis over every cell) is still open."""
-    from archlab.analysis.principles import PRINCIPLES, analyze
+    from archlab.analysis.principles import analyze, principle_number
     from archlab.analysis.stats import prepare_runs
 
-    n = study_def.kind.removeprefix("principle")
-    if not study_def.kind.startswith("principle") or not n.isdigit() or int(n) not in PRINCIPLES:
+    n = principle_number(study_def.kind)
+    if n is None:
         return False
     if runs.empty:
         return True
-    result = analyze(int(n), prepare_runs(runs), curves, **dict(study_def.analysis))
+    result = analyze(n, prepare_runs(runs), curves, **dict(study_def.analysis))
     return result.evidence == "inconclusive"
 
 
