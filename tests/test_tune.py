@@ -39,6 +39,7 @@ def test_each_variant_tries_every_grid_point_and_runs_at_its_best(tmp_path: Path
     )
     assert code == 0, err
     assert "grid lr in [0.01, 0.3]" in err
+    assert "grid [smoke] tuning: 4/4 runs" in err  # the tuning runs' progress is shown
     best = {}
     for variant in ("baseline", "conv5x5=5x5"):
         tuned = [t for t in trials(url, f"grid-smoke-tune-{variant}")]
@@ -58,6 +59,7 @@ def test_each_variant_tries_every_grid_point_and_runs_at_its_best(tmp_path: Path
         + ["--results", str(tmp_path)]
     )
     assert code == 0, err
+    assert "tuning: " not in err  # every point was tuned already: no tuning run is started
     assert len(trials(url, "grid-smoke")) == 4
     assert len(trials(url, "grid-smoke-tune-baseline")) == 2
 

@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 from archlab.parallel import run_workers
 from archlab.study.storage import connect
 
-__all__ = ["Progress", "run_with_progress"]
+__all__ = ["Progress", "run_tune_with_progress", "run_with_progress"]
 
 
 class Progress:
@@ -81,11 +81,16 @@ def _poller(
             if new and t.state in (TrialState.COMPLETE, TrialState.FAIL):
                 done.add(a.get("key") if keys is not None else t.number)
             elif t.state == TrialState.RUNNING and "epoch" in a:
-                epochs = math.ceil(a["recipe"]["epochs"])
-                running.append(f"{a['label']} s{a['seed']} epoch {a['epoch']:g}/{epochs}")
+                running.append(_running_text(a))
         progress.update(len(done), running)
 
     return poll
+
+
+def _running_text(attrs: dict[str, Any]) -> str:
+    """How far a running run is, from its user attrs: ``label sSEED epoch E/N``."""
+    epochs = math.ceil(attrs["recipe"]["epochs"])
+    return f"{attrs['label']} s{attrs['seed']} epoch {attrs['epoch']:g}/{epochs}"
 
 
 def run_with_progress(
@@ -111,5 +116,48 @@ def run_with_progress(
         return run_workers(
             jobs, target, kwargs, poll=_poller(url, study_name, keys, first, progress)
         )
+    finally:
+        progress.close()
+
+
+def run_tune_with_progress(
+    jobs: int,
+    target: Callable[..., Any],
+    kwargs: dict[str, Any],
+    *,
+    url: str,
+    study_names: list[str],
+    total: int,
+    desc: str,
+) -> list[int]:
+    """``run_workers`` while showing the tuning runs finished over several studies; exit codes.
+
+    Tuning keeps one optuna study per variant, so the count is over all of them; a trial that
+    had finished before the start is not counted.
+    """
+    studies = [connect(url, n)[0] for n in study_names]
+    before = {
+        (i, t.number)
+        for i, s in enumerate(studies)
+        for t in s.get_trials(deepcopy=False)
+        if t.state.is_finished()
+    }
+    progress = Progress(total, desc)
+
+    def poll() -> None:
+        done, running = 0, []
+        for i, s in enumerate(studies):
+            for t in s.get_trials(deepcopy=False):
+                if (
+                    t.state in (TrialState.COMPLETE, TrialState.FAIL)
+                    and (i, t.number) not in before
+                ):
+                    done += 1
+                elif t.state == TrialState.RUNNING and "epoch" in t.user_attrs:
+                    running.append(_running_text(t.user_attrs))
+        progress.update(done, running)
+
+    try:
+        return run_workers(jobs, target, kwargs, poll=poll)
     finally:
         progress.close()

@@ -18,11 +18,12 @@ import optuna
 from optuna.trial import TrialState
 
 from archlab.arch.spec import ArchSpec
-from archlab.parallel import cap_jobs, run_workers
+from archlab.parallel import cap_jobs
 from archlab.provenance import usable_cores
 from archlab.study.errors import StudyError, StudyFileError
 from archlab.study.optuna_compat import claim_waiting_trial
 from archlab.study.plan import Cell, plan_cells
+from archlab.study.progress import run_tune_with_progress
 from archlab.study.schema import StudyDef
 from archlab.study.storage import connect
 from archlab.study.trials import (
@@ -198,6 +199,14 @@ def _train_size(dataset: str) -> int:
     return len(load_dataset(dataset, val_size=0, seed=0).train_y)
 
 
+def _pending(url: str, task: TuneTask) -> int:
+    """Tuning runs ``task`` still has to do: its queued grid points, or TPE trials to its budget."""
+    study, _ = connect(url, task.study_name)
+    if task.grid:
+        return count_trials(study, (TrialState.WAITING,))
+    return max(0, task.trials - count_trials(study, (TrialState.COMPLETE, TrialState.RUNNING)))
+
+
 def _tuned_values(url: str, tasks: Sequence[TuneTask]) -> dict[str, dict[str, Any]]:
     """Best values of each tuning study, by variant label."""
     out = {}
@@ -235,8 +244,22 @@ def run_tune(
     )
     for task in tasks if grid else ():
         enqueue_grid(url, task)
-    n = cap_jobs(jobs, len(usable_cores()), trials)
-    codes = run_workers(n, tune_work, {"url": url, "tasks": tasks})
+    total = sum(_pending(url, t) for t in tasks)
+    n = cap_jobs(jobs, len(usable_cores()), total)
+    # tuning can take longer than a round of the study: show its runs as they finish
+    codes = (
+        run_tune_with_progress(
+            n,
+            tune_work,
+            {"url": url, "tasks": tasks},
+            url=url,
+            study_names=[t.study_name for t in tasks],
+            total=total,
+            desc=f"{study_def.name} [{scale}] tuning",
+        )
+        if total
+        else []
+    )
     if any(codes):
         raise StudyError(f"tuning workers exited with codes {codes}")
     tuned = _tuned_values(url, tasks)
