@@ -201,7 +201,8 @@ def _train_size(dataset: str) -> int:
 
 def _pending(url: str, task: TuneTask) -> int:
     """Tuning runs ``task`` still has to do: its queued grid points, or TPE trials to its budget."""
-    study, _ = connect(url, task.study_name)
+    # created here if new (as the workers would), so the progress display can read it
+    study, _ = connect(url, task.study_name, directions=["maximize"])
     if task.grid:
         return count_trials(study, (TrialState.WAITING,))
     return max(0, task.trials - count_trials(study, (TrialState.COMPLETE, TrialState.RUNNING)))
