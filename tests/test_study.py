@@ -269,13 +269,15 @@ def test_every_study_file_runs_at_smoke_scale(path: Path, smoke_dirs: dict[str, 
         assert len(pd.read_csv(outcome.files["curves.csv"])) >= len(runs)
 
 
-def test_two_search_workers_stop_at_the_trial_budget(tmp_path: Path) -> None:
+def test_two_search_workers_stop_at_the_trial_budget(tmp_path: Path, capsys: Any) -> None:
     # A trial still running in one worker when the other reaches the budget must count,
     # or the search measures more trials than asked (it did: 21 of 20).
     path = Path(__file__).resolve().parents[1] / "studies" / "search.yaml"
     outcome = run_study(path, scale="smoke", jobs=2, **dirs(tmp_path))
     assert outcome.ok, outcome
     trials = resolve_scale(load_study(path), "smoke")["trials"]
+    # the progress reaches its total: the baseline, queued before the workers start, counts
+    assert f"search [smoke]: {trials}/{trials} runs" in capsys.readouterr().err
     url = str(tmp_path / "results" / "search" / "journal.log")
     study = optuna.load_study(study_name="search-smoke", storage=open_storage(url))
     done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
