@@ -328,7 +328,8 @@ def test_principles_page_gathers_the_principle_studies(smoke_dirs: dict[str, Pat
 
 
 def test_runs_stored_before_a_field_existed_read_as_its_default() -> None:
-    """A run whose spec/recipe predate squeeze_*, upsample, split_seed equals one with defaults."""
+    """A run whose spec/recipe predate squeeze_*, upsample, split_seed, swa_start reads as one
+    with their defaults."""
     from archlab.study.tables import collect
 
     study = optuna.create_study()
@@ -337,7 +338,11 @@ def test_runs_stored_before_a_field_existed_read_as_its_default() -> None:
     old = {
         **new,
         "spec": {k: v for k, v in new["spec"].items() if not k.startswith(("squeeze", "stem_s"))},
-        "recipe": {k: v for k, v in new["recipe"].items() if k not in ("upsample", "split_seed")},
+        "recipe": {
+            k: v
+            for k, v in new["recipe"].items()
+            if k not in ("upsample", "split_seed", "swa_start")
+        },
     }
     for attrs in (old, new):
         trial = study.ask()
@@ -345,6 +350,6 @@ def test_runs_stored_before_a_field_existed_read_as_its_default() -> None:
             trial.set_user_attr(k, v)
         study.tell(trial, 0.0)
     runs, _, _ = collect(study)
-    added = ["squeeze_at", "squeeze_ratio", "stem_stride", "upsample", "split_seed"]
+    added = ["squeeze_at", "squeeze_ratio", "stem_stride", "upsample", "split_seed", "swa_start"]
     assert runs[added].iloc[0].equals(runs[added].iloc[1]), runs[added]
     assert runs.loc[0, "squeeze_at"] == "none" and runs.loc[0, "squeeze_ratio"] == 1.0
