@@ -208,10 +208,10 @@ def test_swa_is_the_mean_of_the_weights_from_its_first_step_on() -> None:
         Ema(net, 0.9, swa_from=1)
 
 
-def test_swa_start_averages_the_last_part_of_training(
-    small: object, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    seen = []
+@pytest.fixture
+def evaluated(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Trainer, torch.nn.Module]]:
+    """Record (trainer, model) of every Trainer.predict call: what each evaluation scored."""
+    seen: list[tuple[Trainer, torch.nn.Module]] = []
     predict = Trainer.predict
 
     def spy(self: Trainer, model: torch.nn.Module, x: torch.Tensor) -> object:
@@ -219,8 +219,12 @@ def test_swa_start_averages_the_last_part_of_training(
         return predict(self, model, x)
 
     monkeypatch.setattr(Trainer, "predict", spy)
+    return seen
+
+
+def test_swa_start_averages_the_last_part_of_training(small: object, evaluated: list) -> None:
     run(small, swa_start=0.5, ema_decay=None)
-    trainer, model = seen[-1]
+    trainer, model = evaluated[-1]
     assert model is trainer.ema.model  # the average is what is evaluated
     assert trainer.ema.swa_from == trainer.total_steps // 2 + 1
     assert trainer.ema.updates == trainer.total_steps
@@ -229,17 +233,9 @@ def test_swa_start_averages_the_last_part_of_training(
     assert any(not torch.equal(p, raw[n]) for n, p in trainer.ema.model.named_parameters())
 
 
-def test_ema_model_is_what_is_evaluated(small: object, monkeypatch: pytest.MonkeyPatch) -> None:
-    seen = []
-    predict = Trainer.predict
-
-    def spy(self: Trainer, model: torch.nn.Module, x: torch.Tensor) -> object:
-        seen.append((self, model))
-        return predict(self, model, x)
-
-    monkeypatch.setattr(Trainer, "predict", spy)
+def test_ema_model_is_what_is_evaluated(small: object, evaluated: list) -> None:
     run(small, ema_decay=0.5)
-    trainer, model = seen[-1]
+    trainer, model = evaluated[-1]
     assert model is trainer.ema.model
     raw = dict(trainer.net.named_parameters())
     assert any(not torch.equal(p, raw[n]) for n, p in model.named_parameters())
