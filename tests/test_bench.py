@@ -122,6 +122,8 @@ FIELDS: dict[str, Check] = {
     "probes.ms_per_seed_step.stock": positive(1e5),
     "probes.ms_per_seed_step.tuned": positive(1e5),
     "probes.vs_stock.tuned": positive(100),
+    "probes.ms_per_seed_step.stacked_2_seeds": positive(1e5),
+    "probes.vs_stock.stacked_8_seeds": positive(100),
     "load_average.start": number(0, 1e4),
     "load_average.end": number(0, 1e4),
     "checks": each(lambda c: isinstance(c, dict) and c.get("id") in bench_report.TARGETS),

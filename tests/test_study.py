@@ -269,13 +269,15 @@ def test_every_study_file_runs_at_smoke_scale(path: Path, smoke_dirs: dict[str, 
         assert len(pd.read_csv(outcome.files["curves.csv"])) >= len(runs)
 
 
-def test_two_search_workers_stop_at_the_trial_budget(tmp_path: Path) -> None:
+def test_two_search_workers_stop_at_the_trial_budget(tmp_path: Path, capsys: Any) -> None:
     # A trial still running in one worker when the other reaches the budget must count,
     # or the search measures more trials than asked (it did: 21 of 20).
     path = Path(__file__).resolve().parents[1] / "studies" / "search.yaml"
     outcome = run_study(path, scale="smoke", jobs=2, **dirs(tmp_path))
     assert outcome.ok, outcome
     trials = resolve_scale(load_study(path), "smoke")["trials"]
+    # the progress reaches its total: the baseline, queued before the workers start, counts
+    assert f"search [smoke]: {trials}/{trials} runs" in capsys.readouterr().err
     url = str(tmp_path / "results" / "search" / "journal.log")
     study = optuna.load_study(study_name="search-smoke", storage=open_storage(url))
     done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
@@ -326,7 +328,8 @@ def test_principles_page_gathers_the_principle_studies(smoke_dirs: dict[str, Pat
 
 
 def test_runs_stored_before_a_field_existed_read_as_its_default() -> None:
-    """A run whose spec/recipe predate squeeze_*, upsample, split_seed equals one with defaults."""
+    """A run whose spec/recipe predate squeeze_*, upsample, split_seed, swa_start reads as one
+    with their defaults."""
     from archlab.study.tables import collect
 
     study = optuna.create_study()
@@ -335,7 +338,11 @@ def test_runs_stored_before_a_field_existed_read_as_its_default() -> None:
     old = {
         **new,
         "spec": {k: v for k, v in new["spec"].items() if not k.startswith(("squeeze", "stem_s"))},
-        "recipe": {k: v for k, v in new["recipe"].items() if k not in ("upsample", "split_seed")},
+        "recipe": {
+            k: v
+            for k, v in new["recipe"].items()
+            if k not in ("upsample", "split_seed", "swa_start")
+        },
     }
     for attrs in (old, new):
         trial = study.ask()
@@ -343,6 +350,6 @@ def test_runs_stored_before_a_field_existed_read_as_its_default() -> None:
             trial.set_user_attr(k, v)
         study.tell(trial, 0.0)
     runs, _, _ = collect(study)
-    added = ["squeeze_at", "squeeze_ratio", "stem_stride", "upsample", "split_seed"]
+    added = ["squeeze_at", "squeeze_ratio", "stem_stride", "upsample", "split_seed", "swa_start"]
     assert runs[added].iloc[0].equals(runs[added].iloc[1]), runs[added]
     assert runs.loc[0, "squeeze_at"] == "none" and runs.loc[0, "squeeze_ratio"] == 1.0

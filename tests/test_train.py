@@ -196,8 +196,22 @@ def test_ema_follows_tf_decay_ramp() -> None:
     assert low.model.weight.item() == pytest.approx(0.9)
 
 
-def test_ema_model_is_what_is_evaluated(small: object, monkeypatch: pytest.MonkeyPatch) -> None:
-    seen = []
+def test_swa_is_the_mean_of_the_weights_from_its_first_step_on() -> None:
+    net = torch.nn.Linear(1, 1, bias=False)
+    swa = Ema(net, swa_from=3)
+    for value in (5.0, 7.0, 1.0, 2.0, 6.0):  # the weights after updates 1..5
+        with torch.no_grad():
+            net.weight.fill_(value)
+        swa.update()
+    assert swa.model.weight.item() == pytest.approx((1.0 + 2.0 + 6.0) / 3)  # updates 3, 4, 5
+    with pytest.raises(ValueError, match="exactly one"):
+        Ema(net, 0.9, swa_from=1)
+
+
+@pytest.fixture
+def evaluated(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Trainer, torch.nn.Module]]:
+    """Record (trainer, model) of every Trainer.predict call: what each evaluation scored."""
+    seen: list[tuple[Trainer, torch.nn.Module]] = []
     predict = Trainer.predict
 
     def spy(self: Trainer, model: torch.nn.Module, x: torch.Tensor) -> object:
@@ -205,8 +219,23 @@ def test_ema_model_is_what_is_evaluated(small: object, monkeypatch: pytest.Monke
         return predict(self, model, x)
 
     monkeypatch.setattr(Trainer, "predict", spy)
+    return seen
+
+
+def test_swa_start_averages_the_last_part_of_training(small: object, evaluated: list) -> None:
+    run(small, swa_start=0.5, ema_decay=None)
+    trainer, model = evaluated[-1]
+    assert model is trainer.ema.model  # the average is what is evaluated
+    assert trainer.ema.swa_from == trainer.total_steps // 2 + 1
+    assert trainer.ema.updates == trainer.total_steps
+    # the averaged weights are not the last step's
+    raw = dict(trainer.net.named_parameters())
+    assert any(not torch.equal(p, raw[n]) for n, p in trainer.ema.model.named_parameters())
+
+
+def test_ema_model_is_what_is_evaluated(small: object, evaluated: list) -> None:
     run(small, ema_decay=0.5)
-    trainer, model = seen[-1]
+    trainer, model = evaluated[-1]
     assert model is trainer.ema.model
     raw = dict(trainer.net.named_parameters())
     assert any(not torch.equal(p, raw[n]) for n, p in model.named_parameters())
@@ -398,6 +427,9 @@ def test_compile_pays_only_when_the_saving_beats_the_compile_time() -> None:
         ({"nesterov": "yes"}, "nesterov"),
         ({"split_seed": -1}, "split_seed"),
         ({"split_seed": 1.5}, "split_seed"),
+        ({"swa_start": 1.0}, "swa_start"),
+        ({"swa_start": -0.1}, "swa_start"),
+        ({"swa_start": 0.5, "ema_decay": 0.99}, "swa_start"),
     ],
 )
 def test_validate_config_names_key_value_and_allowed(changes: dict, key: str) -> None:

@@ -257,11 +257,19 @@ _PROBES = {
 }
 
 
+def _batched_name(key: str, p: dict[str, Any]) -> str:
+    """How a batched-seeds probe reads: ``stacked_K_seeds`` or the vmap one."""
+    if key.startswith("stacked_"):
+        k = key.split("_")[1]
+        return f"{k} seeds stacked as one grouped network (channels_last)"
+    return f"{p['seeds_batched']} seeds as one network (torch.func.vmap)"
+
+
 def _md_probes(r: dict[str, Any]) -> list[str]:
     p = r["probes"]
     rows = []
     for key, ms in p["ms_per_seed_step"].items():
-        name = _PROBES.get(key) or f"{p['seeds_batched']} seeds as one network (torch.func.vmap)"
+        name = _PROBES.get(key) or _batched_name(key, p)
         rows.append([name, fmt("milliseconds", ms), fmt("speedup", p["vs_stock"][key])])
     rows += [[f"{k}: failed", e, ""] for k, e in p["errors"].items()]
     compiled = (

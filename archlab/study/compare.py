@@ -184,7 +184,7 @@ def run_cells(
         work,
         {"url": url, "study_name": name},
         url=url,
-        study_name=name,
+        study_names=[name],
         total=len(pending),
         keys=set(pending),
         desc=desc,

@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 from archlab.parallel import run_workers
 from archlab.study.storage import connect
 
-__all__ = ["Progress", "run_tune_with_progress", "run_with_progress"]
+__all__ = ["Progress", "count_progress", "finished_before", "run_with_progress"]
 
 
 class Progress:
@@ -64,27 +64,38 @@ def _duration(seconds: float) -> str:
     return f"{m}m{s:02d}s" if m else f"{s}s"
 
 
-def _poller(
-    url: str, study_name: str, keys: set[str] | None, first: int, progress: Progress
-) -> Callable[[], None]:
-    """A function that reads the storage and updates ``progress`` (keys None: any trial)."""
-    study, _ = connect(url, study_name)
+def finished_before(studies: list[Any]) -> set[tuple[int, int]]:
+    """(study index, trial number) of every trial already finished: not counted as progress."""
+    return {
+        (i, t.number)
+        for i, s in enumerate(studies)
+        for t in s.get_trials(deepcopy=False)
+        if t.state.is_finished()
+    }
 
-    def poll() -> None:
-        done: set[Any] = set()
-        running = []
-        for t in study.get_trials(deepcopy=False):
+
+def count_progress(
+    trials: list[list[Any]], before: set[tuple[int, int]], keys: set[str] | None
+) -> tuple[int, list[str]]:
+    """Runs finished since the start and the running runs' texts, over several studies' trials.
+
+    A run is counted once it ends (complete or failed) unless it had ended before the start;
+    with ``keys`` only trials of those planned keys count, each key once (a rerun of a failed
+    key is the same run); duplicates of an already stored run never count.
+    """
+    done: set[Any] = set()
+    running = []
+    for i, study_trials in enumerate(trials):
+        for t in study_trials:
             a = t.user_attrs
             if "duplicate_of" in a or (keys is not None and a.get("key") not in keys):
                 continue
-            new = t.number >= first or (keys is not None and t.state == TrialState.COMPLETE)
-            if new and t.state in (TrialState.COMPLETE, TrialState.FAIL):
-                done.add(a.get("key") if keys is not None else t.number)
+            if t.state in (TrialState.COMPLETE, TrialState.FAIL):
+                if (i, t.number) not in before:
+                    done.add(a.get("key") if keys is not None else (i, t.number))
             elif t.state == TrialState.RUNNING and "epoch" in a:
                 running.append(_running_text(a))
-        progress.update(len(done), running)
-
-    return poll
+    return len(done), running
 
 
 def _running_text(attrs: dict[str, Any]) -> str:
@@ -99,63 +110,23 @@ def run_with_progress(
     kwargs: dict[str, Any],
     *,
     url: str,
-    study_name: str,
-    total: int,
-    keys: set[str] | None,
-    desc: str,
-) -> list[int]:
-    """``run_workers(jobs, target, kwargs)`` while showing the study's progress; exit codes.
-
-    ``total`` runs are expected: the planned ``keys`` of a comparison, or (``keys`` None) any
-    trial new since the start, for a search.
-    """
-    study, _ = connect(url, study_name)
-    first = len(study.get_trials(deepcopy=False))
-    progress = Progress(total, desc)
-    try:
-        return run_workers(
-            jobs, target, kwargs, poll=_poller(url, study_name, keys, first, progress)
-        )
-    finally:
-        progress.close()
-
-
-def run_tune_with_progress(
-    jobs: int,
-    target: Callable[..., Any],
-    kwargs: dict[str, Any],
-    *,
-    url: str,
     study_names: list[str],
     total: int,
     desc: str,
+    keys: set[str] | None = None,
 ) -> list[int]:
-    """``run_workers`` while showing the tuning runs finished over several studies; exit codes.
+    """``run_workers(jobs, target, kwargs)`` while showing the runs finished; exit codes.
 
-    Tuning keeps one optuna study per variant, so the count is over all of them; a trial that
-    had finished before the start is not counted.
+    ``total`` runs are expected over the named studies (tuning keeps one per variant): the
+    planned ``keys`` of a comparison, or (``keys`` None) any trial that ends after the start.
     """
     studies = [connect(url, n)[0] for n in study_names]
-    before = {
-        (i, t.number)
-        for i, s in enumerate(studies)
-        for t in s.get_trials(deepcopy=False)
-        if t.state.is_finished()
-    }
+    before = finished_before(studies)
     progress = Progress(total, desc)
 
     def poll() -> None:
-        done, running = 0, []
-        for i, s in enumerate(studies):
-            for t in s.get_trials(deepcopy=False):
-                if (
-                    t.state in (TrialState.COMPLETE, TrialState.FAIL)
-                    and (i, t.number) not in before
-                ):
-                    done += 1
-                elif t.state == TrialState.RUNNING and "epoch" in t.user_attrs:
-                    running.append(_running_text(t.user_attrs))
-        progress.update(done, running)
+        trials = [s.get_trials(deepcopy=False) for s in studies]
+        progress.update(*count_progress(trials, before, keys))
 
     try:
         return run_workers(jobs, target, kwargs, poll=poll)

@@ -149,8 +149,7 @@ def run_search(
         search_work,
         kwargs,
         url=url,
-        study_name=name,
+        study_names=[name],
         total=remaining,
-        keys=None,
         desc=f"{study_def.name} [{scale}]",
     )

@@ -23,7 +23,7 @@ from archlab.provenance import usable_cores
 from archlab.study.errors import StudyError, StudyFileError
 from archlab.study.optuna_compat import claim_waiting_trial
 from archlab.study.plan import Cell, plan_cells
-from archlab.study.progress import run_tune_with_progress
+from archlab.study.progress import run_with_progress
 from archlab.study.schema import StudyDef
 from archlab.study.storage import connect
 from archlab.study.trials import (
@@ -249,7 +249,7 @@ def run_tune(
     n = cap_jobs(jobs, len(usable_cores()), total)
     # tuning can take longer than a round of the study: show its runs as they finish
     codes = (
-        run_tune_with_progress(
+        run_with_progress(
             n,
             tune_work,
             {"url": url, "tasks": tasks},

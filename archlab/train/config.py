@@ -55,6 +55,9 @@ class TrainConfig:
     grad_clip: float | None = None  # global-norm clipping (paper: 2.0)
     label_smoothing: float = 0.0  # q'(k) = (1-eps) delta(k,y) + eps/K
     ema_decay: float | None = None  # parameter EMA for evaluation (paper: running average)
+    # SWA (Izmailov et al. 2018): evaluate the uniform average of the weights after every step
+    # from this fraction of the training steps on, instead of an EMA; None: no such average
+    swa_start: float | None = None
     # precise BN: before each evaluation, recompute the evaluated model's BN statistics over this
     # many training batches (train mode, cumulative average); 0 keeps the running averages
     precise_bn: int = 0
@@ -114,7 +117,12 @@ class RunResult:
 
 #: Recipe fields added after results were stored, with the value that means "as before": a stored
 #: run without the field ran with this value, and run keys leave the field out while it has it.
-ADDED_FIELDS: dict[str, Any] = {"precise_bn": 0, "upsample": None, "split_seed": None}
+ADDED_FIELDS: dict[str, Any] = {
+    "precise_bn": 0,
+    "upsample": None,
+    "split_seed": None,
+    "swa_start": None,
+}
 
 
 #: the `study` preset's fields, which `study-fixed` starts from (see PRESETS)
@@ -215,6 +223,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "grad_clip": (lambda v: v is None or _finite(v) and v > 0, "None or a number > 0"),
     "label_smoothing": (lambda v: _finite(v) and 0 <= v < 1, "a number in [0, 1)"),
     "ema_decay": (lambda v: v is None or _finite(v) and 0 < v < 1, "None or a number in (0, 1)"),
+    "swa_start": (lambda v: v is None or _finite(v) and 0 <= v < 1, "None or a number in [0, 1)"),
     "precise_bn": (lambda v: _is_int(v) and 0 <= v <= 10_000, "an integer in [0, 10000]"),
     "augment": (lambda v: isinstance(v, bool), "true or false"),
     "crop_pad": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
@@ -245,6 +254,11 @@ def validate_config(config: TrainConfig) -> None:
         value = getattr(config, key)
         if not ok(value):
             raise ConfigError(f"{key}={value!r} is invalid: allowed: {allowed}")
+    if config.swa_start is not None and config.ema_decay is not None:
+        raise ConfigError(
+            f"swa_start={config.swa_start!r} is invalid with ema_decay={config.ema_decay!r}: "
+            "allowed: one weight average (set ema_decay=None)"
+        )
     import torch  # only here: the recipe itself needs no torch
 
     if config.device == "cuda" and not torch.cuda.is_available():

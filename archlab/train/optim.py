@@ -141,11 +141,19 @@ def lr_at(config: TrainConfig, step: int, steps_per_epoch: int, total_steps: int
 
 
 class Ema:
-    """Exponential moving average of a model's parameters; buffers (BN statistics) are copied."""
+    """A moving average of a model's parameters; buffers (BN statistics) are copied.
 
-    def __init__(self, model: nn.Module, decay: float) -> None:
+    ``decay``: an exponential average; ``swa_from``: instead, the uniform average of the
+    parameters after every update from that update on (SWA), a plain copy before it.
+    """
+
+    def __init__(
+        self, model: nn.Module, decay: float | None = None, *, swa_from: int | None = None
+    ) -> None:
+        if (decay is None) == (swa_from is None):
+            raise ValueError("Ema needs exactly one of decay and swa_from")
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
-        self.decay = decay
+        self.decay, self.swa_from = decay, swa_from
         self.updates = 0
         self._src = list(model.parameters())
         self._dst = list(self.model.parameters())
@@ -154,10 +162,16 @@ class Ema:
     def update(self) -> None:
         """Move the average towards the current parameters."""
         self.updates += 1
-        # TF's ExponentialMovingAverage(decay, num_updates), as the paper's trainer used it: the
-        # decay ramps up, so on short runs the average forgets the random initialization.
-        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        torch._foreach_lerp_(self._dst, self._src, 1 - decay)
+        if self.swa_from is not None:
+            # the k-th averaged step gets weight 1/k: the mean of those steps' weights
+            averaged = self.updates - self.swa_from + 1
+            weight = 1.0 if averaged <= 1 else 1.0 / averaged
+        else:
+            # TF's ExponentialMovingAverage(decay, num_updates), as the paper's trainer used
+            # it: the decay ramps up, so on short runs the average forgets the random init.
+            assert self.decay is not None
+            weight = 1 - min(self.decay, (1 + self.updates) / (10 + self.updates))
+        torch._foreach_lerp_(self._dst, self._src, weight)
 
     @torch.no_grad()
     def sync_buffers(self, model: nn.Module) -> None:

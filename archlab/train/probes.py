@@ -2,9 +2,10 @@
 
 One training step of the studies' network at the study recipe's batch size, on one torch thread
 (what each study worker has), timed for: PyTorch's kernels (today's trainer), the tuned kernels
-(``archlab.train.kernels``), K seeds trained as one network with ``torch.func.vmap`` over their
-stacked weights (each convolution becomes one grouped convolution over the seeds; BatchNorm and
-data stay per seed), and ``torch.compile`` (its compile time and its steady step). Each figure is
+(``archlab.train.kernels``), K seeds stacked as one grouped network (``archlab.train.seedstack``:
+channels_last, each convolution one grouped convolution over the seeds, BatchNorm and data per
+seed) for several K, the same with ``torch.func.vmap`` over stacked weights, and
+``torch.compile`` (its compile time and its steady step). Each figure is
 per seed-step, so they compare directly; the bench keeps what wins and reports the rest.
 """
 
@@ -23,6 +24,7 @@ from archlab.arch.spec import ArchSpec
 from archlab.train.config import TrainConfig
 from archlab.train.kernels import tune
 from archlab.train.runtime import resolve_runtime, synchronize, threads
+from archlab.train.seedstack import stack_seeds, unstack_logits
 
 MODEL = "inception_mini"
 
@@ -89,6 +91,28 @@ def _vmap_step(k: int, xs: torch.Tensor, ys: torch.Tensor, amp: Any) -> Callable
     return step
 
 
+def _stacked_step(k: int, xs: torch.Tensor, ys: torch.Tensor, amp: Any) -> Callable[[], None]:
+    """One step of ``k`` seeds stacked along channels as one grouped network (tuned kernels)."""
+    net = stack_seeds([_net(seed, "tuned", xs.device) for seed in range(k)])
+    net = net.to(memory_format=torch.channels_last)
+    # seed s's batch is input channel s: (batch, k, 28, 28)
+    x = xs[:k, :, 0].transpose(0, 1).contiguous(memory_format=torch.channels_last)
+    y = ys[:k].transpose(0, 1).reshape(-1)  # (batch, k) flattened, as the logits are
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+
+    def step() -> None:
+        with amp():
+            out = net(x)
+        parts = out if isinstance(out, tuple) else (out,)
+        flat = [unstack_logits(t.float(), k).flatten(0, 1) for t in parts]
+        loss = _loss(tuple(flat) if len(flat) == 2 else flat[0], y) * k  # the seeds' sum
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
 def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
 
@@ -98,6 +122,7 @@ def probe(
     batch_size: int = 64,
     steps: int = 10,
     seeds: int = 4,
+    stacked: tuple[int, ...] = (2, 4, 8),
     compile_: bool = True,
     device: str = "cpu",
 ) -> dict[str, Any]:
@@ -105,8 +130,9 @@ def probe(
     rt = resolve_runtime(TrainConfig(threads=1, device=device))  # type: ignore[arg-type]
     amp, dev = rt.autocast, rt.device
     gen = torch.Generator().manual_seed(0)
-    xs = torch.randn(seeds, batch_size, 1, 28, 28, generator=gen).to(dev)
-    ys = torch.randint(0, 10, (seeds, batch_size), generator=gen).to(dev)
+    most = max(seeds, *stacked)
+    xs = torch.randn(most, batch_size, 1, 28, 28, generator=gen).to(dev)
+    ys = torch.randint(0, 10, (most, batch_size), generator=gen).to(dev)
     x, y = xs[0].contiguous(memory_format=torch.channels_last), ys[0]
     out: dict[str, Any] = {
         "device": dev.type,
@@ -122,8 +148,14 @@ def probe(
         for kernels in ("stock", "tuned"):
             step = _plain_step(_net(0, kernels, dev), x, y, amp)
             ms[kernels] = 1000 * _time(step, 3, steps, dev)
+        for k in stacked:
+            name = f"stacked_{k}_seeds"
+            try:
+                ms[name] = 1000 * _time(_stacked_step(k, xs, ys, amp), 2, steps, dev) / k
+            except Exception as e:  # noqa: BLE001 - a kernel the device lacks: reported
+                out["errors"][name] = _first_line(e)
         try:
-            step = _vmap_step(seeds, xs, ys, amp)
+            step = _vmap_step(seeds, xs[:seeds], ys[:seeds], amp)
             ms[f"vmap_{seeds}_seeds"] = 1000 * _time(step, 1, max(1, steps // 3), dev) / seeds
         except Exception as e:  # noqa: BLE001 - e.g. a batching rule torch lacks: reported
             out["errors"][f"vmap_{seeds}_seeds"] = _first_line(e)

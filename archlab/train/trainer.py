@@ -110,7 +110,13 @@ class Trainer:
         self.steps_per_epoch = n // self.batch_size
         self.total_steps = max(1, round(config.epochs * self.steps_per_epoch))
         self.opt = build_optimizer(net, config)
-        self.ema = Ema(net, config.ema_decay) if config.ema_decay is not None else None
+        self.ema = None
+        if config.swa_start is not None:
+            # the first averaged step: swa_start of the run's steps have passed
+            swa_from = min(self.total_steps, math.floor(config.swa_start * self.total_steps) + 1)
+            self.ema = Ema(net, swa_from=swa_from)
+        elif config.ema_decay is not None:
+            self.ema = Ema(net, config.ema_decay)
         self.forward: Callable[[torch.Tensor], Any] = net
         # one CPU generator drives data order and augmentation (it works for CUDA batches too),
         # so every variant trained at a seed sees the same batches: paired comparisons

@@ -6,6 +6,7 @@
 # noise (5,000 images at 89%) on top of training's; here every seed is scored on the same images,
 # so the val SD is training's alone and noise_split can split it into churn and whole-run shifts.
 # Usage: studies/pilots/fixed-split.sh   (one run per core; stored runs are kept)
+#        ORDER="lr05-swa50 lr05-swa75" studies/pilots/fixed-split.sh   (only those candidates)
 # Summary: .venv/bin/python studies/pilots/fixed_split_summary.py results/pilots/fixed-split
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -17,6 +18,9 @@ declare -A CANDIDATES=(
   [lr05]="lr=0.05"
   [ema998]="ema_decay=0.998"
   [lr05-ema998]="lr=0.05 ema_decay=0.998"
+  # SWA instead of the EMA: the mean of the weights after every step of the last half / quarter
+  [lr05-swa50]="lr=0.05 ema_decay=None swa_start=0.5"
+  [lr05-swa75]="lr=0.05 ema_decay=None swa_start=0.75"
 )
 read -r -a ORDER <<< "${ORDER:-study lr05-ema998 lr05 ema998}"
 SEEDS=${SEEDS:-6}
