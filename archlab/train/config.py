@@ -166,7 +166,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # factor_act=linear, 6 seeds; the test set played no part): whole-run shifts beyond the churn
     # of single images 0.00 / 0.06 pt vs 0.26 / 0.00 for `study`, val top-1 90.10 / 89.96 vs
     # 89.82 / 90.09, same cost. (ema_decay 0.998 gave bit-identical runs to 0.995: the EMA's
-    # num_updates ramp holds the decay at (1+u)/(10+u) <= 0.981 over these 469 steps.)
+    # num_updates ramp holds the decay at (1+u)/(10+u) <= 0.981 over these 469 steps. An SWA
+    # mean over the last half or quarter, `swa_start` 0.5 / 0.75, did not lower the noise either:
+    # residual 0.33 / 0.31 pt vs 0.27, same churn; results/pilots/fixed-split-summary.txt.)
     "study-fixed": {**_STUDY, "split_seed": 0, "lr": 0.05},
     # the whole training set for 12 epochs with crop/flip augmentation and label smoothing
     "full": {"epochs": 12, "batch_size": 128, "lr": 0.2, "label_smoothing": 0.1},
