@@ -151,6 +151,8 @@ def test_sigkill_in_every_phase_then_resume_loses_and_repeats_nothing(tmp_path: 
             mp.setattr(archlab.study.trials, "GRACE_S", 0)
             dirs = {"results_dir": tmp_path / "results", "reports_dir": tmp_path / "reports"}
             assert run_study(path, scale="smoke", **dirs).ok
+        # that run finished here: record it, so the last run below must not redo it either
+        _check_state(tmp_path, "crash", keys, seen)
 
     # One more run finishes the job; every run was finished before, so it trains nothing.
     rc, out, err = run_cli(args, ARCHLAB_TEST_PAUSE="train:0")
