@@ -84,6 +84,10 @@ study-principles: venv
 	for s in $(PRINCIPLES); do $(ARCHLAB) study run studies/$$s.yaml --scale $(SCALE) --jobs $(JOBS) $(UNTIL) || exit 1; done
 	$(ARCHLAB) study report principles --scale $(SCALE)
 
+# a search has no comparisons to add seeds to: it runs its trials (resuming), no --until-decided
+study-search: venv studies/search.yaml
+	$(ARCHLAB) study run studies/search.yaml --scale $(SCALE) --jobs $(JOBS)
+
 study-%: venv studies/%.yaml
 	$(ARCHLAB) study run studies/$*.yaml --scale $(SCALE) --jobs $(JOBS) $(UNTIL)
 

@@ -1,5 +1,6 @@
 """Claims as data: exact cost ratios, evidence rules, and matching comparison rows to claims."""
 
+from collections.abc import Iterable
 from fractions import Fraction
 
 import numpy as np
@@ -38,11 +39,13 @@ BASE_SPEC = {
 }
 
 
-def make_runs(variants: dict[str, tuple[dict, float, int]]) -> pd.DataFrame:
+def make_runs(
+    variants: dict[str, tuple[dict, float, int]], seeds: Iterable[int] = SEEDS
+) -> pd.DataFrame:
     """variants: label -> (spec changes, top-1 shift vs baseline, macs); seed noise is shared."""
     rows = []
     for label, (changes, shift, macs) in {"baseline": ({}, 0.0, 1000), **variants}.items():
-        for seed in SEEDS:
+        for seed in seeds:
             rows.append(
                 {
                     **BASE_SPEC,
@@ -175,6 +178,35 @@ def test_accuracy_claim_that_disagrees():
     row = claims_for(runs, ["stem_7x7"]).iloc[0]
     assert row["ours"].startswith("\u22121.20 pt")  # the paper's choice is 1.2 pt worse here
     assert row["evidence"] == "disagrees"
+
+
+def test_a_row_that_stopped_before_the_plan_grew_is_judged_as_it_stopped():
+    seeds = range(8)
+    runs = make_runs({"stem=7x7": ({"stem": "7x7"}, -0.8, 900)}, seeds)
+    # five seeds favour the paper's stem; the three after them do not
+    noise = dict(enumerate([0.5, -0.4, 0.3, -0.5, 0.2, 1.5, 1.4, 1.6]))
+    late = runs["variant"] == "stem=7x7"
+    runs.loc[late, "test_top1"] += runs.loc[late, "seed"].map(noise)
+    label = "stem=7x7 vs baseline"
+    stopped = [{"claim": "stem_7x7", "comparison": label, "looks": [3, 4, 5], "n": 5}]
+    short = claims_for(runs, ["stem_7x7"], looks=[3, 4, 5]).iloc[0]
+    longer = claims_for(runs, ["stem_7x7"], looks=range(3, 13)).iloc[0]
+    kept = claims_for(runs, ["stem_7x7"], looks=range(3, 13), stopped=stopped).iloc[0]
+    assert (short["evidence"], short["n"], short["look"]) == ("agrees", 5, 3)
+    assert longer["evidence"] == "smaller than claimed" and longer["n"] == 8
+    assert (kept["evidence"], kept["n"], kept["look"]) == ("agrees", 5, 3)
+    assert kept["estimate"] == pytest.approx(short["estimate"])
+    assert kept["ours"].endswith("decided at look 3 of 3..5 seeds, kept when the plan grew")
+
+
+def test_an_open_row_with_more_seeds_than_a_fixed_design_needs_says_why():
+    runs = make_runs({"stem=7x7": ({"stem": "7x7"}, -0.7, 900)}, range(5))
+    late = runs["variant"] == "stem=7x7"
+    noise = dict(enumerate([0.5, -0.4, 0.3, -0.5, 0.2]))
+    runs.loc[late, "test_top1"] += runs.loc[late, "seed"].map(noise)
+    row = claims_for(runs, ["stem_7x7"], looks=[3, 4, 5]).iloc[0]
+    assert row["evidence"] == "inconclusive" and row["seeds_needed"] <= row["n"] == 5
+    assert "but the look- and Holm-adjusted test needs more" in row["ours"]
 
 
 def test_confounded_variant_is_listed_without_a_verdict():

@@ -520,3 +520,19 @@ def test_report_tables_do_not_change_with_the_last_bits_of_a_float():
     back = pd.read_csv(io.StringIO(a.to_csv(index=False, float_format=CSV_FLOAT)))
     assert back["ci_lo"][0] == pytest.approx(a["ci_lo"][0], rel=1e-11)
     assert back["p"][0] == pytest.approx(a["p"][0], rel=1e-11)
+
+
+def test_a_row_kept_as_it_stopped_is_named_in_claims_and_design(report, tmp_path):
+    _, out = report
+    label = pd.read_csv(out / "claims.csv").set_index("claim").loc["conv5x5_acc", "comparison"]
+    kept = {"claim": "conv5x5_acc", "comparison": label, "looks": [2, 3], "n": 3}
+    record = {"rounds": [], "stopped_rows": [kept]}
+    runs, curves = study_tables()
+    meta = {**META, "looks": [2, 3, 4, 5, 6], "until_decided": record}
+    files = render_report(runs, curves, meta, tmp_path, n_boot=200)
+    row = pd.read_csv(files["claims.csv"]).set_index("claim").loc["conv5x5_acc"]
+    assert row["evidence"] == "agrees" and row["n"] == 3
+    assert "of 2..3 seeds, kept when the plan grew" in row["ours"]
+    md = files["report.md"].read_text()
+    said = f"kept as they stopped when the plan grew: conv5x5_acc {label} (3 seeds, looks 2..3)"
+    assert said in md

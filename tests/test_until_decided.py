@@ -30,6 +30,7 @@ from archlab.study.decide import (
     open_comparisons,
     plan_looks,
     principle_open,
+    stopped_rows,
 )
 from archlab.study.engine import run_study
 from archlab.study.errors import StudyError
@@ -98,22 +99,33 @@ class FakeVerdicts:
     def __init__(self, tmp_path: Path, open_while: Callable[[str, int], bool]) -> None:
         self.tmp_path, self.open_while = tmp_path, open_while
         self.calls: list[dict[str, Any]] = []
+        self.looks: list[int] = []  # the looks of the call being answered, for open_while
 
-    def __call__(self, claim_ids: Any, runs: pd.DataFrame, curves: Any, looks: Any) -> pd.DataFrame:
+    def __call__(
+        self, claim_ids: Any, runs: pd.DataFrame, curves: Any, looks: Any, stopped: Any = ()
+    ) -> pd.DataFrame:
         seeds = runs.groupby("variant")["seed"].nunique().to_dict()
         attrs = stored(self.tmp_path).user_attrs
+        self.looks = list(looks)
         self.calls.append({"looks": list(looks), "seeds": seeds, "stored_looks": attrs["looks"]})
         self.calls[-1]["csv"] = (self.tmp_path / "results" / "dec" / "runs.csv").exists()
-        rows = [
-            {
+        self.calls[-1]["stopped"] = list(stopped)
+        kept = {e["comparison"]: e for e in stopped}
+        rows = []
+        for v in (C5, STEM):
+            label, n = f"{v} vs {BASE}", seeds.get(v, 0)
+            if label in kept:  # judged as it stopped, as evaluate_claims does
+                n, looks = kept[label]["n"], kept[label]["looks"]
+            decided = label in kept or not self.open_while(v, n)
+            rows.append({
                 "claim": "x",
                 "kind": "accuracy",
+                "comparison": label,
                 "variant": v,
                 "baseline": BASE,
-                "evidence": "inconclusive" if self.open_while(v, seeds.get(v, 0)) else "agrees",
-            }
-            for v in (C5, STEM)
-        ]
+                "evidence": "agrees" if decided else "inconclusive",
+                "look": looks.index(n) + 1 if decided and n in looks else 0,
+            })  # fmt: skip
         rows.append({"claim": "y", "kind": "cost", "variant": STEM, "baseline": BASE,
                      "evidence": "inconclusive"})  # fmt: skip
         return pd.DataFrame(rows)
@@ -204,6 +216,32 @@ def test_rounds_stop_at_max_seeds_and_a_larger_k_extends_the_looks(
     assert [r["seeds"] for r in attrs["until_decided"]["rounds"]] == [2, 3, 4, 5]
 
 
+def test_rows_decided_before_a_plan_grows_keep_their_stop_and_get_no_more_seeds(
+    tmp_path: Path, fake_train: FakeTrain, verdicts: Callable[..., FakeVerdicts]
+) -> None:
+    # conv5x5 decides at 3 seeds under looks 2..3, but judged over a longer plan it would
+    # re-open (alpha spread over more looks): once stopped it must stay stopped
+    fake = verdicts(lambda v, n: v == STEM or (v == C5 and (n < 3 or fake.looks[-1] > 3)))
+    until(tmp_path, max_seeds=3)
+    assert fake_train.seeds(C5) == [0, 1, 2] and fake_train.seeds(STEM) == [0, 1, 2]
+    assert "stopped_rows" not in stored(tmp_path).user_attrs["until_decided"]
+
+    fake_train.runs.clear()
+    until(tmp_path, max_seeds=5)
+    record = stored(tmp_path).user_attrs["until_decided"]
+    kept = {"claim": "x", "comparison": f"{C5} vs {BASE}", "looks": [2, 3], "n": 3}
+    assert record["stopped_rows"] == [kept]
+    assert all(c["stopped"] == [kept] for c in fake.calls if c["looks"] == [2, 3, 4, 5])
+    # only the open pair (stem vs baseline) grew; conv5x5 kept its 3 seeds
+    assert sorted(fake_train.runs) == [(BASE, 3), (BASE, 4), (STEM, 3), (STEM, 4)]
+    assert "5 seeds reached with 1 comparison open" in record["stopped"]
+
+    fake_train.runs.clear()  # a second extension keeps the first stop and adds none twice
+    until(tmp_path, max_seeds=6)
+    assert stored(tmp_path).user_attrs["until_decided"]["stopped_rows"] == [kept]
+    assert sorted(fake_train.runs) == [(BASE, 5), (STEM, 5)]
+
+
 def test_a_redesigned_study_starts_a_new_record_of_rounds(
     tmp_path: Path, fake_train: FakeTrain, verdicts: Callable[..., FakeVerdicts]
 ) -> None:
@@ -261,6 +299,15 @@ def test_open_comparisons_grow_and_looks(tmp_path: Path) -> None:
     )
     assert open_comparisons(table) == {("v1", "baseline")}
     assert open_comparisons(table.iloc[:0]) == set()
+    # a row kept as it stopped before the plan grew is never open, whatever it reads now
+    table["comparison"] = table["variant"] + " vs " + table["baseline"]
+    kept = [{"claim": "a", "comparison": "v1 vs baseline", "looks": [3, 4], "n": 4}]
+    assert open_comparisons(table, kept) == set()
+    table["look"] = [0, 2, 0, 1]
+    assert stopped_rows(table, [3, 4, 5]) == [
+        {"claim": "a", "comparison": "v2 vs baseline", "looks": [3, 4, 5], "n": 4},
+        {"claim": "c", "comparison": "v4 vs v1", "looks": [3, 4, 5], "n": 3},
+    ]
     counts = {"baseline": 3, "v1": 3, "v2": 3}
     both = {("v1", "baseline"), ("v2", "baseline")}
     assert grow(counts, both, [3, 4, 5]) == {"baseline": 4, "v1": 4, "v2": 4}  # one seed, not 2

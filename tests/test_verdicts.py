@@ -174,3 +174,19 @@ def test_inconclusive_rows_say_how_many_seeds_would_decide_them() -> None:
 def test_invalid_look_is_never_decided() -> None:
     row = RowEvidence("better", [Look(1, 5.0, math.nan, 0, math.nan)])
     assert decide([row], [1])[0].verdict == "inconclusive"
+
+
+def test_a_row_keeps_the_plan_it_stopped_under() -> None:
+    # decided at the last of looks 5..8; judged over looks 5..15 the same seeds read inconclusive
+    d = _diffs(1.2, 1.0, 8)
+    looks = [paired_look(d[:k]) for k in range(5, 9)]
+    short = decide([RowEvidence("better", looks)], range(5, 9))[0]
+    longer = decide([RowEvidence("better", looks)], range(5, 16))[0]
+    kept = decide([RowEvidence("better", looks, planned=tuple(range(5, 9)))], range(5, 16))[0]
+    assert (short.verdict, short.look) == (kept.verdict, kept.look) == ("agrees", 4)
+    assert kept.p_direction == pytest.approx(short.p_direction)
+    assert longer.verdict == "inconclusive" and longer.p_direction > 0.05
+    # beside a row on the longer plan, Holm adjusts the two together as before
+    other = RowEvidence("better", [paired_look(_diffs(0.0, 1.0, k, 1)) for k in range(5, 12)])
+    pair = decide([RowEvidence("better", looks, planned=tuple(range(5, 9))), other], range(5, 16))
+    assert pair[0].p_direction == pytest.approx(min(1.0, 2 * short.p_direction))

@@ -6,6 +6,10 @@ is better. All accuracy rows of a report are decided together by ``verdicts.deci
 spent over the study's planned looks, Holm across rows). With at least ``POOL_MIN_VARIANTS``
 variants the noise of each comparison is the pooled residual SD of an OLS with variant and seed
 factors (statsmodels), which has many more degrees of freedom than one pair's own SD.
+
+A row that stopped before the study's plan of looks was extended (``stopped``: the entries
+``archlab.study.decide`` records at the extension) is judged on the seeds it stopped at, over the
+looks of the plan it stopped under.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -70,6 +75,7 @@ class _Pending:
     baseline: str
     label: str
     row: RowEvidence
+    stopped: tuple[int, ...] | None = None  # the plan it stopped under, when kept from before
 
 
 def pooled_sd(runs: pd.DataFrame, n_seeds: int, metric: str = METRIC) -> tuple[float, float] | None:
@@ -90,19 +96,38 @@ def _row_looks(planned: Sequence[int], n: int) -> list[int]:
     return [k for k in planned if k <= n] or [n]
 
 
+#: (claim id, comparison label) -> (the planned looks it stopped under, seeds at its stop)
+Stops = Mapping[tuple[str, str], tuple[tuple[int, ...], int]]
+
+
+def stops_of(
+    entries: Iterable[Mapping[str, Any]] | None,
+) -> dict[tuple[str, str], tuple[tuple[int, ...], int]]:
+    """The rows kept as they stopped, from the entries a study's until-decided record holds."""
+    return {
+        (str(e["claim"]), str(e["comparison"])): (tuple(int(k) for k in e["looks"]), int(e["n"]))
+        for e in entries or []
+    }
+
+
 def _evidence(
     claim: Claim,
     diffs: np.ndarray,
     planned: Sequence[int],
     pooled: Mapping[int, tuple[float, float] | None],
     expected: str,
+    stop: tuple[tuple[int, ...], int] | None = None,
 ) -> RowEvidence:
+    own = None
+    if stop is not None:  # judged as it stopped: its seeds, its plan's looks
+        own, n = stop
+        diffs, planned = diffs[:n], own
     looks = []
     for k in _row_looks(planned, len(diffs)):
         sd_df = pooled.get(k)
         sd, df = sd_df if sd_df else (None, None)
         looks.append(paired_look(diffs[:k], pooled_sd=sd, pooled_df=df))
-    return RowEvidence(expected, looks, margin=claim.margin, paper=claim.paper_effect)
+    return RowEvidence(expected, looks, claim.margin, claim.paper_effect, own)
 
 
 def _oriented(a: pd.Series, b: pd.Series, sign: int) -> np.ndarray:
@@ -156,29 +181,32 @@ def _accuracy_rows(
     curves: pd.DataFrame | None,
     planned: Sequence[int],
     pooled: Mapping[int, tuple[float, float] | None],
+    stops: Stops,
 ) -> list[_Pending]:
     variant, baseline = str(comp["variant"]), str(comp["baseline"])
     label = f"{variant} vs {baseline}"
+
+    def pending(text: str, d: np.ndarray, sds: Mapping[int, Any], expected: str) -> _Pending:
+        stop = stops.get((claim.id, text))
+        row = _evidence(claim, d, planned, sds, expected, stop)
+        return _Pending(claim, variant, baseline, text, row, stop[0] if stop else None)
+
     if claim.metric == "test_minus_train_top1":
         if curves is None or curves.empty:
             return []
         a, b = gap_values(runs, curves, variant), gap_values(runs, curves, baseline)
-        d = _oriented(a, b, sign)
         # the pooled SD is of test top-1, not of the gap: this row uses its own differences
-        gap = _evidence(claim, d, planned, {}, str(claim.expected))
-        return [_Pending(claim, variant, baseline, f"{label} (test − train top-1)", gap)]
+        d = _oriented(a, b, sign)
+        return [pending(f"{label} (test − train top-1)", d, {}, str(claim.expected))]
     final_expected = claim.final_expected if claim.early is not None else str(claim.expected)
-    d = _diffs(runs, variant, baseline, sign, METRIC)
-    rows = [_Pending(claim, variant, baseline, label, _evidence(claim, d, planned, pooled,
-                                                                  final_expected))]  # fmt: skip
+    rows = [pending(label, _diffs(runs, variant, baseline, sign, METRIC), pooled, final_expected)]
     if claim.early is not None and curves is not None and not curves.empty:
         e, epoch = _early_diffs(curves, variant, baseline, sign, claim.early)
-        early = _evidence(claim, e, planned, {}, str(claim.expected))
-        rows.insert(0, _Pending(claim, variant, baseline, f"{label} (epoch {epoch})", early))
+        rows.insert(0, pending(f"{label} (epoch {epoch})", e, {}, str(claim.expected)))
     return rows
 
 
-def _ours(v: Verdict, scale: str, paper: float | None) -> str:
+def _ours(v: Verdict, scale: str, paper: float | None, stopped: Sequence[int] | None) -> str:
     text = (
         f"{signed(v.mean)} pt [{signed(v.ci_lo)}, {signed(v.ci_hi)}], n={v.n} seeds, {scale} scale"
     )
@@ -187,7 +215,15 @@ def _ours(v: Verdict, scale: str, paper: float | None) -> str:
         text += f"; paper's {signed(paper, 1)} {'inside' if v.paper_in_ci else 'outside'}"
     if v.look:
         text += f"; decided at look {v.look}"
-    if v.seeds_needed:
+        if stopped:
+            text += f" of {stopped[0]}..{stopped[-1]} seeds, kept when the plan grew"
+    if v.seeds_needed and v.seeds_needed <= v.n:
+        # the looks and Holm ask for a smaller p than a lone fixed test: it takes more seeds
+        text += (
+            f"; a fixed design at this SD would need ~{v.seeds_needed} seeds, but the "
+            "look- and Holm-adjusted test needs more"
+        )
+    elif v.seeds_needed:
         text += f"; ~{v.seeds_needed} seeds would decide it (fixed design at this SD)"
     return text
 
@@ -219,7 +255,7 @@ def _text_row(claim: Claim, comparison: str, ours: str, evidence: str) -> dict[s
 
 
 def _decided_row(p: _Pending, v: Verdict, scale: str) -> dict[str, object]:
-    row = _text_row(p.claim, p.label, _ours(v, scale, p.claim.paper_effect), v.verdict)
+    row = _text_row(p.claim, p.label, _ours(v, scale, p.claim.paper_effect, p.stopped), v.verdict)
     row.update(
         variant=p.variant,
         baseline=p.baseline,
@@ -270,13 +306,15 @@ def evaluate_claims(
     cost_ratios: Mapping[str, float] | None = None,
     extra: Mapping[str, tuple[str, str]] | None = None,
     looks: Sequence[int] | None = None,
+    stopped: Iterable[Mapping[str, Any]] | None = None,
 ) -> pd.DataFrame:
     """One row per (claim, comparison testing it) with its verdict; absent claims skipped.
 
     ``comparisons`` are ``compare_to_baseline`` rows for top-1 (computed when None);
     ``cost_ratios`` maps cost-claim ids to block-level MAC ratios; ``extra`` maps claim ids to
     (ours, evidence) computed elsewhere (the principle studies); ``looks`` are the study's
-    planned looks (seed counts) when it ran ``--until-decided`` (None: one look, all seeds).
+    planned looks (seed counts) when it ran ``--until-decided`` (None: one look, all seeds);
+    ``stopped`` the rows kept as they stopped before the plan was extended (``stops_of``).
     """
     runs = prepare_runs(runs)
     if comparisons is None:
@@ -284,7 +322,9 @@ def evaluate_claims(
     rows, pending = [], []
     n_max = int(runs["seed"].nunique()) if "seed" in runs.columns and not runs.empty else 0
     planned = sorted(set(looks)) if looks else [max(n_max, 1)]
-    pooled = {k: pooled_sd(runs, k) for k in planned} if not runs.empty else {}
+    stops = stops_of(stopped)
+    every = sorted(set(planned).union(*(s[0] for s in stops.values())))
+    pooled = {k: pooled_sd(runs, k) for k in every} if not runs.empty else {}
     for cid in claim_ids:
         claim = get_claim(cid)
         if cid in (extra or {}):
@@ -308,7 +348,7 @@ def evaluate_claims(
                 label = f"{comp['variant']} vs {comp['baseline']}"
                 rows.append(_cost_row(claim, label, (cost_ratios or {}).get(cid), comp, sign))
             else:
-                for p in _accuracy_rows(claim, comp, sign, runs, curves, planned, pooled):
+                for p in _accuracy_rows(claim, comp, sign, runs, curves, planned, pooled, stops):
                     rows.append(p)
                     pending.append(p)
         if claim.kind == "cost" and cid in (cost_ratios or {}) and len(rows) == rows_before:

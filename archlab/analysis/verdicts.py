@@ -17,6 +17,9 @@ row's *repeated p-value* is the smallest alpha at which some look so far would h
 That keeps the false-positive rate at alpha for any stopping rule, while using that consecutive
 looks share most of their seeds (the last of looks 5..10 tests at 0.020, not the 0.005 a union
 bound over looks would allow). A fixed design is the special case of one look (the plain p-value).
+A row that stopped before its study's plan of looks was extended keeps the looks and seeds it
+stopped at (``RowEvidence.planned``): its decision was reached under that plan, and recomputing it
+over the longer plan would spread its alpha over looks it never needed and re-open it.
 
 Across the claim rows of a report each family (direction, equivalence, size) is adjusted with
 Holm (1979) via ``statsmodels.stats.multitest.multipletests``. Verdicts, first that holds:
@@ -129,6 +132,9 @@ class RowEvidence:
     looks: list[Look]
     margin: float = DEFAULT_MARGIN
     paper: float | None = None  # the paper's effect in points, claim-oriented (e.g. +1.0)
+    # the looks this row is judged over when they are not the report's: a row that stopped
+    # before its study's plan was extended keeps the plan it stopped under
+    planned: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -219,10 +225,12 @@ def decide(
         expected, sign = _orient(row.expected)
         looks = [Look(lk.n, sign * lk.mean, lk.se, lk.df, lk.sd) for lk in row.looks]
         paper = None if row.paper is None else sign * row.paper
-        oriented.append(RowEvidence(expected, looks, row.margin, paper))
+        own = planned_looks(row.planned) if row.planned else planned
+        oriented.append(RowEvidence(expected, looks, row.margin, paper, own))
     # each look's p-values, so the look at which a row was first decided can be named
     per_look = [
-        [_repeated_upto(r, planned, k) for k in range(1, len(r.looks) + 1)] for r in oriented
+        [_repeated_upto(r, r.planned or planned, k) for k in range(1, len(r.looks) + 1)]
+        for r in oriented
     ]
     finals = [pl[-1] if pl else (1.0, 1.0, 1.0) for pl in per_look]
     adj = [_holm([f[i] for f in finals], alpha) for i in range(3)]
@@ -234,7 +242,8 @@ def decide(
 
 
 def _repeated_upto(row: RowEvidence, planned: Sequence[int], k: int) -> tuple[float, float, float]:
-    return _repeated(RowEvidence(row.expected, row.looks[:k], row.margin, row.paper), planned)
+    upto = RowEvidence(row.expected, row.looks[:k], row.margin, row.paper, row.planned)
+    return _repeated(upto, planned)
 
 
 def _verdict(

@@ -294,6 +294,7 @@ def render_report(
         cost_ratios=meta.get("cost_ratios") or _block_ratios(),
         extra={kind: (principle.verdict, evidence_of(principle.verdict))} if principle else None,
         looks=meta.get("looks"),
+        stopped=(meta.get("until_decided") or {}).get("stopped_rows"),
     )
 
     for name, table in (("summary", summary), ("comparisons", comparisons), ("claims", claims)):
@@ -385,6 +386,14 @@ def _design_line(meta: Mapping[str, Any]) -> str:
     )
     if record.get("stopped"):
         text += f"; stopped: {record['stopped']}"
+    kept = record.get("stopped_rows") or []
+    if kept:
+        # the plan grew after these rows stopped: they keep the looks they stopped under
+        text += "; kept as they stopped when the plan grew: " + ", ".join(
+            f"{e['claim']} {e['comparison']} ({e['n']} seeds, looks {e['looks'][0]}.."
+            f"{e['looks'][-1]})"
+            for e in kept
+        )
     return text + "."
 
 

@@ -12,7 +12,10 @@ estimated from the mean wall time of the runs so far, would end past the time bu
 The planned looks (seed counts n0, n0+1, ..., K) are stored in the study's user attrs as
 ``looks`` before the first verdict, so the verdicts can spend their alpha over them; a resumed
 study keeps its looks (a larger ``--max-seeds`` extends them, recorded). ``until_decided`` keeps
-K, the budget, every round (seeds, open comparisons, elapsed) and why it stopped.
+K, the budget, every round (seeds, open comparisons, elapsed) and why it stopped. Before a plan is
+extended, every accuracy row it decided is recorded in ``until_decided["stopped_rows"]`` with the
+looks and seeds it stopped at: a row that stopped stays stopped (judged as it was, given no more
+seeds) instead of being re-judged over the longer plan, which would re-open it.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ __all__ = [
     "open_comparisons",
     "plan_looks",
     "principle_open",
+    "stopped_rows",
     "run_until_decided",
 ]
 
@@ -78,12 +82,18 @@ class UntilDecided:
 
 
 def evaluate(
-    claim_ids: Sequence[str], runs: pd.DataFrame, curves: pd.DataFrame, looks: Sequence[int]
+    claim_ids: Sequence[str],
+    runs: pd.DataFrame,
+    curves: pd.DataFrame,
+    looks: Sequence[int],
+    stopped: Sequence[dict[str, Any]] = (),
 ) -> pd.DataFrame:
     """The claim table of the runs so far (``archlab.analysis.evidence``); tests replace this."""
     from archlab.analysis.evidence import evaluate_claims
 
-    return evaluate_claims(list(claim_ids), runs, curves=curves, looks=list(looks))
+    return evaluate_claims(
+        list(claim_ids), runs, curves=curves, looks=list(looks), stopped=list(stopped)
+    )
 
 
 def principle_open(study_def: StudyDef, runs: pd.DataFrame, curves: pd.DataFrame) -> bool:
@@ -108,12 +118,37 @@ def check_evaluator() -> None:
         raise StudyError(f"--until-decided needs archlab.analysis.evidence: {e}") from None
 
 
-def open_comparisons(table: pd.DataFrame) -> set[Pair]:
-    """(variant, baseline) of every accuracy row of a claim table still ``inconclusive``."""
+def open_comparisons(table: pd.DataFrame, stopped: Sequence[dict[str, Any]] = ()) -> set[Pair]:
+    """(variant, baseline) of every accuracy row still ``inconclusive``, bar rows that stopped."""
     if table.empty:
         return set()
     rows = table[(table["kind"] == "accuracy") & (table["evidence"] == "inconclusive")]
-    return {(str(v), str(b)) for v, b in zip(rows["variant"], rows["baseline"], strict=True)}
+    kept = {(str(e["claim"]), str(e["comparison"])) for e in stopped}
+    return {
+        (str(r.variant), str(r.baseline))
+        for r in rows.itertuples()
+        if (str(r.claim), str(getattr(r, "comparison", ""))) not in kept
+    }
+
+
+def stopped_rows(table: pd.DataFrame, looks: Sequence[int]) -> list[dict[str, Any]]:
+    """Every decided accuracy row of a claim table judged over ``looks``: what it stopped at."""
+    from archlab.analysis.verdicts import DECIDED
+
+    if table.empty or "look" not in table.columns:
+        return []
+    ns = sorted(set(looks))
+    rows = table[(table["kind"] == "accuracy") & (table["look"].fillna(0) > 0)]
+    return [
+        {
+            "claim": str(r.claim),
+            "comparison": str(r.comparison),
+            "looks": ns,
+            "n": ns[min(int(r.look), len(ns)) - 1],
+        }
+        for r in rows.itertuples()
+        if r.evidence in DECIDED
+    ]
 
 
 # --- looks and seeds -----------------------------------------------------------------------------
@@ -225,7 +260,9 @@ class _Loop:
         if not self.study_def.claims:
             return set()
         runs, curves, _ = collect(self.study)
-        pairs = open_comparisons(evaluate(self.study_def.claims, runs, curves, self.looks))
+        stopped = self.record.get("stopped_rows") or []
+        table = evaluate(self.study_def.claims, runs, curves, self.looks, stopped)
+        pairs = open_comparisons(table, stopped)
         if self.study_def.kind in self.study_def.claims and principle_open(
             self.study_def, runs, curves
         ):
@@ -282,8 +319,28 @@ def plan_signature(cells: Sequence[Cell]) -> str:
     return hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
 
 
+def _keep_stopped(study_def: StudyDef, study: optuna.Study, record: dict[str, Any]) -> None:
+    """Record every row the stored plan decided, as it stopped, before that plan is extended."""
+    looks = study.user_attrs.get("looks")
+    if not study_def.claims or not looks:
+        return
+    runs, curves, _ = collect(study)
+    if runs.empty:
+        return
+    kept = list(record.get("stopped_rows") or [])
+    table = evaluate(study_def.claims, runs, curves, looks, kept)
+    known = {(e["claim"], e["comparison"]) for e in kept}
+    kept += [e for e in stopped_rows(table, looks) if (e["claim"], e["comparison"]) not in known]
+    if kept:
+        record["stopped_rows"] = kept
+
+
 def _record_looks(
-    study: optuna.Study, looks: list[int], until: UntilDecided, cells: Sequence[Cell]
+    study_def: StudyDef,
+    study: optuna.Study,
+    looks: list[int],
+    until: UntilDecided,
+    cells: Sequence[Cell],
 ) -> dict[str, Any]:
     """Store the looks (before any verdict) and the loop's settings; the record to extend."""
     record = dict(study.user_attrs.get("until_decided") or {})
@@ -293,6 +350,7 @@ def _record_looks(
         record = {"plan": signature}
     stored = study.user_attrs.get("looks")
     if stored and looks[-1] > stored[-1]:
+        _keep_stopped(study_def, study, record)
         record.setdefault("extended", []).append({"from": stored[-1], "to": looks[-1]})
     elif stored and until.max_seeds is not None and until.max_seeds < stored[-1]:
         print(
@@ -335,7 +393,7 @@ def run_until_decided(
         plan["numerics"],
         seeds,
     )
-    record = _record_looks(study, looks, until, cells)
+    record = _record_looks(study_def, study, looks, until, cells)
     loop = _Loop(
         study_def, study, scale, jobs, looks, until.budget_min * 60, record, time.monotonic()
     )
