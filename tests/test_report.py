@@ -534,5 +534,5 @@ def test_a_row_kept_as_it_stopped_is_named_in_claims_and_design(report, tmp_path
     assert row["evidence"] == "agrees" and row["n"] == 3
     assert "of 2..3 seeds, kept when the plan grew" in row["ours"]
     md = files["report.md"].read_text()
-    said = f"kept as they stopped when the plan grew: conv5x5_acc {label} (3 seeds, looks 2..3)"
+    said = f"when the plan grew: conv5x5_acc {label} (decided at 3 seeds of looks 2..3)"
     assert said in md

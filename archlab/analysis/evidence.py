@@ -8,8 +8,8 @@ variants the noise of each comparison is the pooled residual SD of an OLS with v
 factors (statsmodels), which has many more degrees of freedom than one pair's own SD.
 
 A row that stopped before the study's plan of looks was extended (``stopped``: the entries
-``archlab.study.decide`` records at the extension) is judged on the seeds it stopped at, over the
-looks of the plan it stopped under.
+``archlab.study.decide`` records at the extension) is judged as that plan would judge it: over its
+looks, on no seed past its last look.
 """
 
 from __future__ import annotations
@@ -96,7 +96,8 @@ def _row_looks(planned: Sequence[int], n: int) -> list[int]:
     return [k for k in planned if k <= n] or [n]
 
 
-#: (claim id, comparison label) -> (the planned looks it stopped under, seeds at its stop)
+#: (claim id, comparison label) -> (the planned looks it stopped under, seeds at its first
+#: decided look)
 Stops = Mapping[tuple[str, str], tuple[tuple[int, ...], int]]
 
 
@@ -119,9 +120,11 @@ def _evidence(
     stop: tuple[tuple[int, ...], int] | None = None,
 ) -> RowEvidence:
     own = None
-    if stop is not None:  # judged as it stopped: its seeds, its plan's looks
-        own, n = stop
-        diffs, planned = diffs[:n], own
+    if stop is not None:
+        # judged as under the plan it stopped under: its looks, and no seed past that plan's
+        # last (its cells may have grown since, for other rows that share them)
+        own, _ = stop
+        diffs, planned = diffs[: own[-1]], own
     looks = []
     for k in _row_looks(planned, len(diffs)):
         sd_df = pooled.get(k)

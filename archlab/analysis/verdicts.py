@@ -17,9 +17,9 @@ row's *repeated p-value* is the smallest alpha at which some look so far would h
 That keeps the false-positive rate at alpha for any stopping rule, while using that consecutive
 looks share most of their seeds (the last of looks 5..10 tests at 0.020, not the 0.005 a union
 bound over looks would allow). A fixed design is the special case of one look (the plain p-value).
-A row that stopped before its study's plan of looks was extended keeps the looks and seeds it
-stopped at (``RowEvidence.planned``): its decision was reached under that plan, and recomputing it
-over the longer plan would spread its alpha over looks it never needed and re-open it.
+A row that stopped before its study's plan of looks was extended keeps the looks of the plan it
+stopped under (``RowEvidence.planned``): its decision was reached under that plan, and recomputing
+it over the longer plan would spread its alpha over looks it never needed and re-open it.
 
 Across the claim rows of a report each family (direction, equivalence, size) is adjusted with
 Holm (1979) via ``statsmodels.stats.multitest.multipletests``. Verdicts, first that holds:

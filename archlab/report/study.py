@@ -390,8 +390,8 @@ def _design_line(meta: Mapping[str, Any]) -> str:
     if kept:
         # the plan grew after these rows stopped: they keep the looks they stopped under
         text += "; kept as they stopped when the plan grew: " + ", ".join(
-            f"{e['claim']} {e['comparison']} ({e['n']} seeds, looks {e['looks'][0]}.."
-            f"{e['looks'][-1]})"
+            f"{e['claim']} {e['comparison']} (decided at {e['n']} seeds of looks "
+            f"{e['looks'][0]}..{e['looks'][-1]})"
             for e in kept
         )
     return text + "."

@@ -14,8 +14,9 @@ The planned looks (seed counts n0, n0+1, ..., K) are stored in the study's user 
 study keeps its looks (a larger ``--max-seeds`` extends them, recorded). ``until_decided`` keeps
 K, the budget, every round (seeds, open comparisons, elapsed) and why it stopped. Before a plan is
 extended, every accuracy row it decided is recorded in ``until_decided["stopped_rows"]`` with the
-looks and seeds it stopped at: a row that stopped stays stopped (judged as it was, given no more
-seeds) instead of being re-judged over the longer plan, which would re-open it.
+plan's looks and the seeds at which it was first decided: a row that stopped stays stopped (judged
+over that plan, on no seed past its last look, and given no more seeds) instead of being re-judged
+over the longer plan, which would re-open it.
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ def open_comparisons(table: pd.DataFrame, stopped: Sequence[dict[str, Any]] = ()
 
 
 def stopped_rows(table: pd.DataFrame, looks: Sequence[int]) -> list[dict[str, Any]]:
-    """Every decided accuracy row of a claim table judged over ``looks``: what it stopped at."""
+    """Every decided accuracy row of a claim table judged over ``looks``: its plan, first stop."""
     from archlab.analysis.verdicts import DECIDED
 
     if table.empty or "look" not in table.columns:
