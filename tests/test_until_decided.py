@@ -416,6 +416,26 @@ def test_runs_are_keyed_by_resolved_numerics_pinned_and_refused_elsewhere(
     assert len(fake_train.configs) == 3  # only the new seed: the pinned keys matched
 
 
+def test_a_search_pins_its_numerics_too(
+    tmp_path: Path, fake_train: FakeTrain, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    path = Path(__file__).resolve().parents[1] / "studies" / "search.yaml"
+    fake_machine(monkeypatch, True)
+    assert run_study(path, scale="smoke", render=False, **dirs(tmp_path)).ok
+    url = str(tmp_path / "results" / "search" / "journal.log")
+    study = optuna.load_study(study_name="search-smoke", storage=open_storage(url))
+    assert study.user_attrs["numerics"] == {"device": "cpu", "precision": "bf16", "cpu_bf16": True}
+    trials = study.get_trials()
+    assert trials and {t.user_attrs["recipe"]["precision"] for t in trials} == {"bf16"}
+    assert {(c.device, c.precision) for c in fake_train.configs} == {("cpu", "bf16")}
+
+    fake_machine(monkeypatch, False)  # another machine may not add trials in other numerics
+    capsys.readouterr()
+    args = ["study", "run", str(path), "--scale", "smoke", "--no-report"]
+    rc, _, err = run_main(capsys, *args, "--results", str(tmp_path / "results"))
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "pinned to cpu bf16" in err
+
+
 def test_an_explicit_precision_is_not_pinned(
     tmp_path: Path, fake_train: FakeTrain, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -128,7 +128,7 @@ def run_study(
             file=sys.stderr,
         )
     if study_def.kind == "search":
-        codes = run_search(study_def, url, name, scale, jobs, list(overrides))
+        codes = run_search(study_def, url, name, scale, jobs, list(overrides), plan["numerics"])
     elif until_decided is not None:
         codes = run_until_decided(
             study_def,
@@ -185,8 +185,10 @@ def _preflight(
             raise StudyError(
                 f"--until-decided: {study_def.name} is a search study; only comparisons add seeds"
             )
-        _check_search(study_def, scale, overrides, yes, url)
-        return dict(request)
+        config = _check_search(study_def, scale, overrides, yes, url)
+        # a search pins its numerics like a comparison: its trials' keys hold resolved values
+        pinned = stored_attrs(url, name).get("numerics")
+        return {**request, "numerics": choose_numerics(pinned, config, numerics)}
     if until is not None:
         until.check()
     plan = {**request, **_sized(study_def, scale, overrides, until, yes, url, name, numerics)}
@@ -229,8 +231,8 @@ def _sized(
 
 def _check_search(
     study_def: StudyDef, scale: str, overrides: Sequence[str], yes: bool, url: str
-) -> None:
-    """A search's objective, trial budget, dataset and storage."""
+) -> TrainConfig:
+    """A search's objective, trial budget, dataset and storage; its base recipe."""
     _, config, trials, _ = search_base(study_def, scale, overrides)
     assert study_def.search is not None
     if study_def.search.objective == "val_top1" and config.val_size == 0:
@@ -242,6 +244,7 @@ def _check_search(
     _check_data([config])
     if is_url(url):
         open_storage(url)
+    return config
 
 
 def _check_data(configs: Iterable[TrainConfig]) -> None:

@@ -19,6 +19,7 @@ from archlab.parallel import cap_jobs
 from archlab.provenance import usable_cores
 from archlab.study.estimate import estimate_line, per_run_s
 from archlab.study.meta import study_meta
+from archlab.study.numerics import apply_numerics
 from archlab.study.plan import search_base
 from archlab.study.progress import run_with_progress
 from archlab.study.schema import StudyDef
@@ -62,10 +63,18 @@ def _sample_spec(trial: optuna.Trial, study_def: StudyDef, base: ArchSpec) -> Ar
         raise optuna.TrialPruned(str(e)) from None
 
 
-def search_work(url: str, study_name: str, file: str, scale: str, overrides: list[str]) -> None:
+def search_work(
+    url: str,
+    study_name: str,
+    file: str,
+    scale: str,
+    overrides: list[str],
+    numerics: dict[str, Any],
+) -> None:
     """Worker loop of a search: NSGA-II trials until the study has its trial budget."""
     study_def = load_study(file)
     base_spec, base_cfg, trials, seeds = search_base(study_def, scale, overrides)
+    base_cfg = apply_numerics(base_cfg, numerics)
     assert study_def.search is not None
     objective_metric = study_def.search.objective
     study, _ = connect(url, study_name, sampler=_sampler(study_def, trials))
@@ -113,10 +122,21 @@ def _enqueue_baseline(study: optuna.Study, study_def: StudyDef, base: ArchSpec) 
 
 
 def run_search(
-    study_def: StudyDef, url: str, name: str, scale: str, jobs: int, overrides: list[str]
+    study_def: StudyDef,
+    url: str,
+    name: str,
+    scale: str,
+    jobs: int,
+    overrides: list[str],
+    numerics: dict[str, Any],
 ) -> list[int]:
-    """Create or resume the search and run it with local workers; their exit codes."""
+    """Create or resume the search and run it with local workers; their exit codes.
+
+    ``numerics`` (``archlab.study.numerics.choose_numerics``) are pinned at a new search's first
+    plan; a search begun before searches pinned them keeps its trials as they were keyed.
+    """
     base_spec, base_cfg, trials, seeds = search_base(study_def, scale, overrides)
+    base_cfg = apply_numerics(base_cfg, numerics)
     assert study_def.search is not None  # run_study's preflight checked the objective
     study, _ = connect(
         url, name, directions=["maximize", "minimize"], sampler=_sampler(study_def, trials)
@@ -126,6 +146,8 @@ def run_search(
         study.set_metric_names([study_def.search.objective, "macs"])
     meta = study_meta(study_def, scale, base_spec, base_cfg, seeds[:1])
     study.set_user_attr("meta", {**meta, "trials": trials})
+    if not study.get_trials(deepcopy=False) and "numerics" not in study.user_attrs:
+        study.set_user_attr("numerics", numerics)
     fail_stale(study)
     _enqueue_baseline(study, study_def, base_spec)
     remaining = trials - count_trials(study, (TrialState.COMPLETE,))
@@ -143,6 +165,7 @@ def run_search(
         "file": str(study_def.path),
         "scale": scale,
         "overrides": overrides,
+        "numerics": numerics,
     }
     return run_with_progress(
         n,
