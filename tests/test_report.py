@@ -526,7 +526,8 @@ def test_a_row_kept_as_it_stopped_is_named_in_claims_and_design(report, tmp_path
     _, out = report
     label = pd.read_csv(out / "claims.csv").set_index("claim").loc["conv5x5_acc", "comparison"]
     kept = {"claim": "conv5x5_acc", "comparison": label, "looks": [2, 3], "n": 3}
-    record = {"rounds": [], "stopped_rows": [kept]}
+    record = {"rounds": [], "stopped_rows": [kept], "extended": [{"from": 3, "to": 4}]}
+    record["extended"].append({"from": 4, "to": 6})
     runs, curves = study_tables()
     meta = {**META, "looks": [2, 3, 4, 5, 6], "until_decided": record}
     files = render_report(runs, curves, meta, tmp_path, n_boot=200)
@@ -536,3 +537,4 @@ def test_a_row_kept_as_it_stopped_is_named_in_claims_and_design(report, tmp_path
     md = files["report.md"].read_text()
     said = f"when the plan grew: conv5x5_acc {label} (decided at 3 seeds of looks 2..3)"
     assert said in md
+    assert "the plan was extended once begun (3 → 4 → 6 seeds)" in md

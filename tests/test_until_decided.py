@@ -196,7 +196,7 @@ def test_rounds_add_seeds_only_to_the_open_pair_until_decided(
 
 
 def test_rounds_stop_at_max_seeds_and_a_larger_k_extends_the_looks(
-    tmp_path: Path, fake_train: FakeTrain, verdicts: Callable[..., FakeVerdicts]
+    tmp_path: Path, fake_train: FakeTrain, verdicts: Callable[..., FakeVerdicts], capfd: Any
 ) -> None:
     verdicts(lambda v, n: v == C5)  # never decided
     until(tmp_path, max_seeds=3)
@@ -207,8 +207,13 @@ def test_rounds_stop_at_max_seeds_and_a_larger_k_extends_the_looks(
     fake_train.runs.clear()  # a smaller K later keeps the planned looks; a larger one extends
     until(tmp_path, max_seeds=2)
     assert fake_train.runs == [] and stored(tmp_path).user_attrs["looks"] == [2, 3]
+    capfd.readouterr()
     until(tmp_path, max_seeds=5)
     assert sorted(fake_train.runs) == [(BASE, 3), (BASE, 4), (C5, 3), (C5, 4)]
+    # extending a plan after its looks were taken is a redesign: said once, with its cost
+    err = capfd.readouterr().err
+    assert err.count("note: extending the planned looks from 3 to 5 seeds once begun") == 1
+    assert "false-positive rate above 5%" in err
     attrs = stored(tmp_path).user_attrs
     assert attrs["looks"] == [2, 3, 4, 5]
     assert attrs["until_decided"]["extended"] == [{"from": 3, "to": 5}]

@@ -386,6 +386,14 @@ def _design_line(meta: Mapping[str, Any]) -> str:
     )
     if record.get("stopped"):
         text += f"; stopped: {record['stopped']}"
+    extended = record.get("extended") or []
+    if extended:
+        steps = " → ".join(str(n) for n in [extended[0]["from"], *(e["to"] for e in extended)])
+        text += (
+            f"; the plan was extended once begun ({steps} seeds): rows decided after an "
+            "extension carry a false-positive rate above 5% (one extension 5..24 → 5..32: "
+            "5.95% in 20,000 simulated null studies, studies/pilots/extend_plan_sim.py)"
+        )
     kept = record.get("stopped_rows") or []
     if kept:
         # the plan grew after these rows stopped: they keep the looks they stopped under
