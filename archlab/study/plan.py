@@ -166,11 +166,20 @@ def _study_base(
 
 
 def search_base(
-    study: StudyDef, scale: str, overrides: typing.Sequence[str] = ()
+    study: StudyDef,
+    scale: str,
+    overrides: typing.Sequence[str] = (),
+    numerics: dict[str, Any] | None = None,
 ) -> tuple[ArchSpec, TrainConfig, int, tuple[int, ...]]:
-    """A search study's base spec, recipe, trial budget and seeds at a scale."""
+    """A search study's base spec, recipe, trial budget and seeds at a scale.
+
+    ``numerics`` (as ``plan_cells`` takes them) replace the recipe's ``auto`` device and
+    precision; None leaves them as the study file says.
+    """
     set_spec, set_recipe, set_seeds = parse_set(overrides)
     spec, config, seeds = _study_base(study, scale, set_spec, set_recipe)
+    if numerics is not None:
+        config = apply_numerics(config, numerics)
     assert study.search is not None
     trials = resolve_scale(study, scale).get("trials", study.search.trials)
     return spec, config, int(trials), set_seeds or seeds

@@ -19,7 +19,6 @@ from archlab.parallel import cap_jobs
 from archlab.provenance import usable_cores
 from archlab.study.estimate import estimate_line, per_run_s
 from archlab.study.meta import study_meta
-from archlab.study.numerics import apply_numerics
 from archlab.study.plan import search_base
 from archlab.study.progress import run_with_progress
 from archlab.study.schema import StudyDef
@@ -73,8 +72,7 @@ def search_work(
 ) -> None:
     """Worker loop of a search: NSGA-II trials until the study has its trial budget."""
     study_def = load_study(file)
-    base_spec, base_cfg, trials, seeds = search_base(study_def, scale, overrides)
-    base_cfg = apply_numerics(base_cfg, numerics)
+    base_spec, base_cfg, trials, seeds = search_base(study_def, scale, overrides, numerics)
     assert study_def.search is not None
     objective_metric = study_def.search.objective
     study, _ = connect(url, study_name, sampler=_sampler(study_def, trials))
@@ -135,8 +133,7 @@ def run_search(
     ``numerics`` (``archlab.study.numerics.choose_numerics``) are pinned at a new search's first
     plan; a search begun before searches pinned them keeps its trials as they were keyed.
     """
-    base_spec, base_cfg, trials, seeds = search_base(study_def, scale, overrides)
-    base_cfg = apply_numerics(base_cfg, numerics)
+    base_spec, base_cfg, trials, seeds = search_base(study_def, scale, overrides, numerics)
     assert study_def.search is not None  # run_study's preflight checked the objective
     study, _ = connect(
         url, name, directions=["maximize", "minimize"], sampler=_sampler(study_def, trials)
