@@ -96,17 +96,14 @@ def _row_looks(planned: Sequence[int], n: int) -> list[int]:
     return [k for k in planned if k <= n] or [n]
 
 
-#: (claim id, comparison label) -> (the planned looks it stopped under, seeds at its first
-#: decided look)
-Stops = Mapping[tuple[str, str], tuple[tuple[int, ...], int]]
+#: (claim id, comparison label) -> the planned looks it stopped under
+Stops = Mapping[tuple[str, str], tuple[int, ...]]
 
 
-def stops_of(
-    entries: Iterable[Mapping[str, Any]] | None,
-) -> dict[tuple[str, str], tuple[tuple[int, ...], int]]:
+def stops_of(entries: Iterable[Mapping[str, Any]] | None) -> dict[tuple[str, str], tuple[int, ...]]:
     """The rows kept as they stopped, from the entries a study's until-decided record holds."""
     return {
-        (str(e["claim"]), str(e["comparison"])): (tuple(int(k) for k in e["looks"]), int(e["n"]))
+        (str(e["claim"]), str(e["comparison"])): tuple(int(k) for k in e["looks"])
         for e in entries or []
     }
 
@@ -117,13 +114,11 @@ def _evidence(
     planned: Sequence[int],
     pooled: Mapping[int, tuple[float, float] | None],
     expected: str,
-    stop: tuple[tuple[int, ...], int] | None = None,
+    own: tuple[int, ...] | None = None,
 ) -> RowEvidence:
-    own = None
-    if stop is not None:
+    if own is not None:
         # judged as under the plan it stopped under: its looks, and no seed past that plan's
         # last (its cells may have grown since, for other rows that share them)
-        own, _ = stop
         diffs, planned = diffs[: own[-1]], own
     looks = []
     for k in _row_looks(planned, len(diffs)):
@@ -190,9 +185,9 @@ def _accuracy_rows(
     label = f"{variant} vs {baseline}"
 
     def pending(text: str, d: np.ndarray, sds: Mapping[int, Any], expected: str) -> _Pending:
-        stop = stops.get((claim.id, text))
-        row = _evidence(claim, d, planned, sds, expected, stop)
-        return _Pending(claim, variant, baseline, text, row, stop[0] if stop else None)
+        own = stops.get((claim.id, text))
+        row = _evidence(claim, d, planned, sds, expected, own)
+        return _Pending(claim, variant, baseline, text, row, own)
 
     if claim.metric == "test_minus_train_top1":
         if curves is None or curves.empty:
@@ -326,7 +321,7 @@ def evaluate_claims(
     n_max = int(runs["seed"].nunique()) if "seed" in runs.columns and not runs.empty else 0
     planned = sorted(set(looks)) if looks else [max(n_max, 1)]
     stops = stops_of(stopped)
-    every = sorted(set(planned).union(*(s[0] for s in stops.values())))
+    every = sorted(set(planned).union(*stops.values()))
     pooled = {k: pooled_sd(runs, k) for k in every} if not runs.empty else {}
     for cid in claim_ids:
         claim = get_claim(cid)

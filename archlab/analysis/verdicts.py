@@ -228,10 +228,7 @@ def decide(
         own = planned_looks(row.planned) if row.planned else planned
         oriented.append(RowEvidence(expected, looks, row.margin, paper, own))
     # each look's p-values, so the look at which a row was first decided can be named
-    per_look = [
-        [_repeated_upto(r, r.planned or planned, k) for k in range(1, len(r.looks) + 1)]
-        for r in oriented
-    ]
+    per_look = [[_repeated_upto(r, k) for k in range(1, len(r.looks) + 1)] for r in oriented]
     finals = [pl[-1] if pl else (1.0, 1.0, 1.0) for pl in per_look]
     adj = [_holm([f[i] for f in finals], alpha) for i in range(3)]
     out = []
@@ -241,9 +238,11 @@ def decide(
     return out
 
 
-def _repeated_upto(row: RowEvidence, planned: Sequence[int], k: int) -> tuple[float, float, float]:
+def _repeated_upto(row: RowEvidence, k: int) -> tuple[float, float, float]:
+    """The row's repeated p-values after its first ``k`` looks, over its own planned looks."""
+    assert row.planned is not None  # decide() gives every oriented row its plan
     upto = RowEvidence(row.expected, row.looks[:k], row.margin, row.paper, row.planned)
-    return _repeated(upto, planned)
+    return _repeated(upto, row.planned)
 
 
 def _verdict(
