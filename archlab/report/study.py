@@ -20,6 +20,7 @@ from archlab import __version__
 from archlab.analysis.claims import CLAIMS, get_claim
 from archlab.analysis.evidence import evaluate_claims, pooled_sd
 from archlab.analysis.principles import principle_number
+from archlab.analysis.sequential import EXTENSION_COST
 from archlab.analysis.stats import (
     COMPARISON_COLUMNS,
     compare_to_baseline,
@@ -391,8 +392,7 @@ def _design_line(meta: Mapping[str, Any]) -> str:
         steps = " → ".join(str(n) for n in [extended[0]["from"], *(e["to"] for e in extended)])
         text += (
             f"; the plan was extended once begun ({steps} seeds): rows decided after an "
-            "extension carry a false-positive rate above 5% (one extension 5..24 → 5..32: "
-            "5.95% in 20,000 simulated null studies, studies/pilots/extend_plan_sim.py)"
+            f"extension carry a false-positive rate above 5% ({EXTENSION_COST})"
         )
     kept = record.get("stopped_rows") or []
     if kept:

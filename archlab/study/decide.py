@@ -58,9 +58,6 @@ __all__ = [
 
 DEFAULT_MAX_SEEDS = 10  # K when neither --max-seeds nor the scale's max_seeds says
 DEFAULT_BUDGET_MIN = 20.0
-#: what extending a plan costs, measured by studies/pilots/extend_plan_sim.py (20,000 null
-#: studies, results/pilots/extend-plan-sim.txt)
-EXTENDED_FPR = "one extension 5..24 -> 5..32 measured 5.95%"
 
 Pair = tuple[str, str]
 #: the open "pair" of an undecided principle row: its analysis uses every cell, so all grow
@@ -354,14 +351,16 @@ def _record_looks(
         record = {"plan": signature}
     stored = study.user_attrs.get("looks")
     if stored and looks[-1] > stored[-1]:
+        from archlab.analysis.sequential import EXTENSION_COST
+
         _keep_stopped(study_def, study, record)
         record.setdefault("extended", []).append({"from": stored[-1], "to": looks[-1]})
         # the looks spend alpha over one plan; a longer one chosen because rows are still open
-        # is a redesign the 5% does not cover (studies/pilots/extend_plan_sim.py measures it)
+        # is a redesign the 5% does not cover
         print(
             f"archlab: note: extending the planned looks from {stored[-1]} to {looks[-1]} seeds "
             f"once begun: rows decided from here on carry a false-positive rate "
-            f"above 5% ({EXTENDED_FPR}); give --max-seeds its largest value at the start",
+            f"above 5% ({EXTENSION_COST}); give --max-seeds its largest value at the start",
             file=sys.stderr,
         )
     elif stored and until.max_seeds is not None and until.max_seeds < stored[-1]:
