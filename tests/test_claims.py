@@ -206,7 +206,7 @@ def test_an_open_row_with_more_seeds_than_a_fixed_design_needs_says_why():
     runs.loc[late, "test_top1"] += runs.loc[late, "seed"].map(noise)
     row = claims_for(runs, ["stem_7x7"], looks=[3, 4, 5]).iloc[0]
     assert row["evidence"] == "inconclusive" and row["seeds_needed"] <= row["n"] == 5
-    assert "but the look- and Holm-adjusted test needs more" in row["ours"]
+    assert "but the look-adjusted and Holm-adjusted test needs more" in row["ours"]
 
 
 def test_confounded_variant_is_listed_without_a_verdict():

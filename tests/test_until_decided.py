@@ -102,7 +102,13 @@ class FakeVerdicts:
         self.looks: list[int] = []  # the looks of the call being answered, for open_while
 
     def __call__(
-        self, claim_ids: Any, runs: pd.DataFrame, curves: Any, looks: Any, stopped: Any = ()
+        self,
+        claim_ids: Any,
+        runs: pd.DataFrame,
+        curves: Any,
+        looks: Any,
+        stopped: Any = (),
+        method: str = "planned",
     ) -> pd.DataFrame:
         seeds = runs.groupby("variant")["seed"].nunique().to_dict()
         attrs = stored(self.tmp_path).user_attrs
@@ -110,6 +116,7 @@ class FakeVerdicts:
         self.calls.append({"looks": list(looks), "seeds": seeds, "stored_looks": attrs["looks"]})
         self.calls[-1]["csv"] = (self.tmp_path / "results" / "dec" / "runs.csv").exists()
         self.calls[-1]["stopped"] = list(stopped)
+        self.calls[-1]["method"] = method
         kept = {e["comparison"]: e for e in stopped}
         rows = []
         for v in (C5, STEM):

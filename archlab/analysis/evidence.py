@@ -115,7 +115,13 @@ def _evidence(
     pooled: Mapping[int, tuple[float, float] | None],
     expected: str,
     own: tuple[int, ...] | None = None,
+    method: str = "planned",
 ) -> RowEvidence:
+    if method == "anytime":
+        # every seed count is a look, each with the differences' own SD: the e-process of the
+        # anytime test is a function of the row's own t statistics (a pooled SD is not)
+        looks = [paired_look(diffs[:k]) for k in range(1, len(diffs) + 1)]
+        return RowEvidence(expected, looks, claim.margin, claim.paper_effect)
     if own is not None:
         # judged as under the plan it stopped under: its looks, and no seed past that plan's
         # last (its cells may have grown since, for other rows that share them)
@@ -180,13 +186,15 @@ def _accuracy_rows(
     planned: Sequence[int],
     pooled: Mapping[int, tuple[float, float] | None],
     stops: Stops,
+    method: str = "planned",
 ) -> list[_Pending]:
     variant, baseline = str(comp["variant"]), str(comp["baseline"])
     label = f"{variant} vs {baseline}"
 
     def pending(text: str, d: np.ndarray, sds: Mapping[int, Any], expected: str) -> _Pending:
-        own = stops.get((claim.id, text))
-        row = _evidence(claim, d, planned, sds, expected, own)
+        # anytime-valid rows need no kept stop: their p-values never rise as seeds are added
+        own = stops.get((claim.id, text)) if method == "planned" else None
+        row = _evidence(claim, d, planned, sds, expected, own, method)
         return _Pending(claim, variant, baseline, text, row, own)
 
     if claim.metric == "test_minus_train_top1":
@@ -204,22 +212,31 @@ def _accuracy_rows(
     return rows
 
 
-def _ours(v: Verdict, scale: str, paper: float | None, stopped: Sequence[int] | None) -> str:
-    text = (
-        f"{signed(v.mean)} pt [{signed(v.ci_lo)}, {signed(v.ci_hi)}], n={v.n} seeds, {scale} scale"
-    )
+def _bound(x: float) -> str:
+    return signed(x) if math.isfinite(x) else ("−∞" if x < 0 else "+∞")
+
+
+def _ours(
+    v: Verdict, scale: str, paper: float | None, stopped: Sequence[int] | None, method: str
+) -> str:
+    text = f"{signed(v.mean)} pt [{_bound(v.ci_lo)}, {_bound(v.ci_hi)}]"
+    text += " (95% confidence sequence)" if method == "anytime" else ""
+    text += f", n={v.n} seeds, {scale} scale"
     text += f", SD of the differences {fmt('accuracy', v.sd)}" if math.isfinite(v.sd) else ""
     if paper is not None and v.paper_in_ci is not None:
         text += f"; paper's {signed(paper, 1)} {'inside' if v.paper_in_ci else 'outside'}"
-    if v.look:
+    if v.look and method == "anytime":
+        text += f"; decided at {v.look} seeds (anytime-valid)"
+    elif v.look:
         text += f"; decided at look {v.look}"
         if stopped:
             text += f" of {stopped[0]}..{stopped[-1]} seeds, kept when the plan grew"
     if v.seeds_needed and v.seeds_needed <= v.n:
         # the looks and Holm ask for a smaller p than a lone fixed test: it takes more seeds
+        adjusted = "anytime-valid" if method == "anytime" else "look-adjusted"
         text += (
             f"; a fixed design at this SD would need ~{v.seeds_needed} seeds, but the "
-            "look- and Holm-adjusted test needs more"
+            f"{adjusted} and Holm-adjusted test needs more"
         )
     elif v.seeds_needed:
         text += f"; ~{v.seeds_needed} seeds would decide it (fixed design at this SD)"
@@ -252,8 +269,9 @@ def _text_row(claim: Claim, comparison: str, ours: str, evidence: str) -> dict[s
     return row
 
 
-def _decided_row(p: _Pending, v: Verdict, scale: str) -> dict[str, object]:
-    row = _text_row(p.claim, p.label, _ours(v, scale, p.claim.paper_effect, p.stopped), v.verdict)
+def _decided_row(p: _Pending, v: Verdict, scale: str, method: str) -> dict[str, object]:
+    ours = _ours(v, scale, p.claim.paper_effect, p.stopped, method)
+    row = _text_row(p.claim, p.label, ours, v.verdict)
     row.update(
         variant=p.variant,
         baseline=p.baseline,
@@ -305,6 +323,7 @@ def evaluate_claims(
     extra: Mapping[str, tuple[str, str]] | None = None,
     looks: Sequence[int] | None = None,
     stopped: Iterable[Mapping[str, Any]] | None = None,
+    method: str = "planned",
 ) -> pd.DataFrame:
     """One row per (claim, comparison testing it) with its verdict; absent claims skipped.
 
@@ -312,7 +331,8 @@ def evaluate_claims(
     ``cost_ratios`` maps cost-claim ids to block-level MAC ratios; ``extra`` maps claim ids to
     (ours, evidence) computed elsewhere (the principle studies); ``looks`` are the study's
     planned looks (seed counts) when it ran ``--until-decided`` (None: one look, all seeds);
-    ``stopped`` the rows kept as they stopped before the plan was extended (``stops_of``).
+    ``stopped`` the rows kept as they stopped before the plan was extended (``stops_of``);
+    ``method`` "anytime" judges every row anytime-valid at every seed count (looks, stops aside).
     """
     runs = prepare_runs(runs)
     if comparisons is None:
@@ -346,12 +366,18 @@ def evaluate_claims(
                 label = f"{comp['variant']} vs {comp['baseline']}"
                 rows.append(_cost_row(claim, label, (cost_ratios or {}).get(cid), comp, sign))
             else:
-                for p in _accuracy_rows(claim, comp, sign, runs, curves, planned, pooled, stops):
+                found = _accuracy_rows(
+                    claim, comp, sign, runs, curves, planned, pooled, stops, method
+                )
+                for p in found:
                     rows.append(p)
                     pending.append(p)
         if claim.kind == "cost" and cid in (cost_ratios or {}) and len(rows) == rows_before:
             rows.append(_cost_row(claim, "measured blocks", (cost_ratios or {})[cid], None, 1))
-    verdicts = iter(decide([p.row for p in pending], planned)) if pending else iter(())
-    scale = _scale(runs)
-    table = [_decided_row(r, next(verdicts), scale) if isinstance(r, _Pending) else r for r in rows]
+    decided = decide([p.row for p in pending], planned, method=method) if pending else []
+    verdicts, scale = iter(decided), _scale(runs)
+    table = [
+        _decided_row(r, next(verdicts), scale, method) if isinstance(r, _Pending) else r
+        for r in rows
+    ]
     return pd.DataFrame(table, columns=CLAIM_COLUMNS)

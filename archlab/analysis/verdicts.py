@@ -21,6 +21,11 @@ A row that stopped before its study's plan of looks was extended keeps the looks
 stopped under (``RowEvidence.planned``): its decision was reached under that plan, and recomputing
 it over the longer plan would spread its alpha over looks it never needed and re-open it.
 
+A study may instead be judged *anytime-valid* (``method="anytime"``, the study file's
+``sequential: anytime``): every seed count is a look, no plan is needed, and the p-values and the
+95% interval come from the confidence sequence of ``archlab.analysis.anytime``, valid however the
+seeds were chosen, so the plan may grow without cost.
+
 Across the claim rows of a report each family (direction, equivalence, size) is adjusted with
 Holm (1979) via ``statsmodels.stats.multitest.multipletests``. Verdicts, first that holds:
 
@@ -47,6 +52,8 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
 
+from archlab.analysis.anytime import SeedLook, confidence_sequence
+from archlab.analysis.anytime import p_values as anytime_p_values
 from archlab.analysis.sequential import planned_looks, repeated_p
 
 ALPHA = 0.05
@@ -56,6 +63,9 @@ MAX_SEEDS_SHOWN = 10_000  # "seeds needed" beyond this is shown as more than it
 VERDICTS = ("agrees", "disagrees", "equivalent", "smaller than claimed", "inconclusive")
 DECIDED = frozenset(VERDICTS) - {"inconclusive"}
 EXPECTATIONS = ("better", "worse", "no_worse", "not_better", "close")
+#: how a row's looks are judged: over the study's planned looks (group-sequential, Lan-DeMets),
+#: or at every seed count with no plan (anytime-valid, ``archlab.analysis.anytime``)
+METHODS = ("planned", "anytime")
 
 
 @dataclass(frozen=True)
@@ -171,7 +181,15 @@ def _raw_p(look: Look, margin: float, paper: float | None) -> tuple[float, float
     return direction, equivalent, smaller
 
 
-def _repeated(row: RowEvidence, planned: Sequence[int]) -> tuple[float, float, float]:
+def _seed_looks(row: RowEvidence) -> list[SeedLook]:
+    return [SeedLook(lk.n, lk.mean, lk.sd) for lk in row.looks]
+
+
+def _repeated(
+    row: RowEvidence, planned: Sequence[int], method: str = "planned"
+) -> tuple[float, float, float]:
+    if method == "anytime":
+        return anytime_p_values(_seed_looks(row), row.margin, row.paper)
     raw = [_raw_p(lk, row.margin, row.paper) for lk in row.looks]
     # direction is two-sided; TOST (the larger of two one-sided p) and size are one-sided
     return tuple(  # type: ignore[return-value]
@@ -185,20 +203,27 @@ def _holm(ps: Sequence[float], alpha: float) -> np.ndarray:
     return multipletests(np.asarray(ps, dtype=float), alpha=alpha, method="holm")[1]
 
 
-def _word(row: RowEvidence, last: Look, adjusted: tuple[float, float, float], alpha: float) -> str:
+def _word(
+    row: RowEvidence,
+    adjusted: tuple[float, float, float],
+    alpha: float,
+    interval: tuple[float, float],
+) -> str:
     """The first verdict that holds, in the order the module docstring gives per expectation."""
     p_dir, p_eq, p_small = (p < alpha for p in adjusted)
+    last = row.looks[-1] if row.looks else None
+    positive = last is not None and last.mean > 0
     if row.expected == "better":
         if p_dir:
-            return "agrees" if last.mean > 0 else "disagrees"
+            return "agrees" if positive else "disagrees"
         if p_eq:
             return "equivalent"
         return "smaller than claimed" if p_small else "inconclusive"
     if p_eq:  # no_worse and close: equivalence is the claim's own positive answer
         return "equivalent"
     if row.expected == "no_worse" and p_dir:
-        return "agrees" if last.mean > 0 else "disagrees"
-    lo, hi = last.ci(1 - 2 * alpha)
+        return "agrees" if positive else "disagrees"
+    lo, hi = interval
     if row.expected == "close" and p_dir and (lo > row.margin or hi < -row.margin):
         return "disagrees"
     return "inconclusive"
@@ -216,9 +241,19 @@ def seeds_needed(
 
 
 def decide(
-    rows: Sequence[RowEvidence], looks_planned: Sequence[int], alpha: float = ALPHA
+    rows: Sequence[RowEvidence],
+    looks_planned: Sequence[int],
+    alpha: float = ALPHA,
+    method: str = "planned",
 ) -> list[Verdict]:
-    """The verdict of every row: look-adjusted (repeated p) and Holm-adjusted across rows."""
+    """The verdict of every row: look-adjusted (repeated p) and Holm-adjusted across rows.
+
+    ``method`` "anytime" judges each row's looks (one per seed count) with the anytime-valid
+    test instead, ``looks_planned`` and ``RowEvidence.planned`` aside; its interval is the 95%
+    confidence sequence.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     planned = planned_looks(looks_planned)
     oriented = []
     for row in rows:
@@ -228,21 +263,24 @@ def decide(
         own = planned_looks(row.planned) if row.planned else planned
         oriented.append(RowEvidence(expected, looks, row.margin, paper, own))
     # each look's p-values, so the look at which a row was first decided can be named
-    per_look = [[_repeated_upto(r, k) for k in range(1, len(r.looks) + 1)] for r in oriented]
+    per_look = [
+        [_repeated_upto(r, k, method) for k in range(1, len(r.looks) + 1)] for r in oriented
+    ]
     finals = [pl[-1] if pl else (1.0, 1.0, 1.0) for pl in per_look]
     adj = [_holm([f[i] for f in finals], alpha) for i in range(3)]
     out = []
     for j, row in enumerate(oriented):
         p_dir, p_eq, p_small = (float(adj[i][j]) for i in range(3))
-        out.append(_verdict(row, per_look[j], (p_dir, p_eq, p_small), finals, j, alpha, len(rows)))
+        adjusted = (p_dir, p_eq, p_small)
+        out.append(_verdict(row, per_look[j], adjusted, finals, j, alpha, len(rows), method))
     return out
 
 
-def _repeated_upto(row: RowEvidence, k: int) -> tuple[float, float, float]:
+def _repeated_upto(row: RowEvidence, k: int, method: str) -> tuple[float, float, float]:
     """The row's repeated p-values after its first ``k`` looks, over its own planned looks."""
     assert row.planned is not None  # decide() gives every oriented row its plan
     upto = RowEvidence(row.expected, row.looks[:k], row.margin, row.paper, row.planned)
-    return _repeated(upto, row.planned)
+    return _repeated(upto, row.planned, method)
 
 
 def _verdict(
@@ -253,11 +291,18 @@ def _verdict(
     j: int,
     alpha: float,
     n_rows: int = 1,
+    method: str = "planned",
 ) -> Verdict:
     last = row.looks[-1] if row.looks else Look(0, math.nan, math.nan, 0, math.nan)
     p_dir, p_eq, p_small = adjusted
-    word = _word(row, last, adjusted, alpha)
-    lo, hi = last.ci(1 - alpha)
+    if method == "anytime":
+        # the confidence sequence the p-values were read from, at both levels
+        lo, hi = confidence_sequence(_seed_looks(row), alpha) if row.looks else (math.nan,) * 2
+        interval = (lo, hi)
+    else:
+        lo, hi = last.ci(1 - alpha)
+        interval = last.ci(1 - 2 * alpha)
+    word = _word(row, adjusted, alpha, interval)
     paper_in = None if row.paper is None or not math.isfinite(lo) else bool(lo <= row.paper <= hi)
     look = _first_decided_look(per_look, finals, j, alpha) if word in DECIDED else 0
     target = row.paper if row.paper and row.expected == "better" else row.margin

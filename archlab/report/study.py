@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from archlab import __version__
+from archlab.analysis.anytime import ANYTIME_NAME
 from archlab.analysis.claims import CLAIMS, get_claim
 from archlab.analysis.evidence import evaluate_claims, pooled_sd
 from archlab.analysis.principles import principle_number
@@ -296,6 +297,7 @@ def render_report(
         extra={kind: (principle.verdict, evidence_of(principle.verdict))} if principle else None,
         looks=meta.get("looks"),
         stopped=(meta.get("until_decided") or {}).get("stopped_rows"),
+        method=(meta.get("until_decided") or {}).get("method", "planned"),
     )
 
     for name, table in (("summary", summary), ("comparisons", comparisons), ("claims", claims)):
@@ -381,6 +383,8 @@ def _design_line(meta: Mapping[str, Any]) -> str:
         " min into its run)"
         for r in rounds
     )
+    if record.get("method") == "anytime":
+        return _anytime_design(looks, record, seen)
     text = (
         f"Design: sequential (--until-decided), planned looks at {looks[0]}..{looks[-1]} seeds; "
         f"looks taken: {seen or 'none yet'}"
@@ -401,6 +405,26 @@ def _design_line(meta: Mapping[str, Any]) -> str:
             f"{e['claim']} {e['comparison']} (decided at {e['n']} seeds of looks "
             f"{e['looks'][0]}..{e['looks'][-1]})"
             for e in kept
+        )
+    return text + "."
+
+
+def _anytime_design(looks: Sequence[int], record: Mapping[str, Any], seen: str) -> str:
+    """The design line of a study judged anytime-valid."""
+    text = (
+        f"Design: sequential (--until-decided), judged anytime-valid ({ANYTIME_NAME}): every "
+        f"seed count is a look and the plan may grow at no cost; the claim rows' intervals are "
+        f"these sequences, each on its row's own SD (not the pooled SD), with Holm across rows; "
+        f"seeds up to {looks[-1]}; "
+        f"rounds: {seen or 'none yet'}"
+    )
+    if record.get("stopped"):
+        text += f"; stopped: {record['stopped']}"
+    switched = record.get("switched")
+    if switched:
+        text += (
+            f"; judged over planned looks until {switched['seeds']} seeds, then switched to "
+            "anytime-valid verdicts over every seed (valid whatever the history)"
         )
     return text + "."
 

@@ -17,6 +17,11 @@ extended, every accuracy row it decided is recorded in ``until_decided["stopped_
 plan's looks and the seeds at which it was first decided: a row that stopped stays stopped (judged
 over that plan, on no seed past its last look, and given no more seeds) instead of being re-judged
 over the longer plan, which would re-open it.
+
+A scale with ``sequential: anytime`` is judged anytime-valid instead (``archlab.analysis.anytime``):
+its record says ``method: anytime``, a larger K extends its looks at no cost and no row needs
+keeping. A study judged over planned looks may switch to anytime (valid whatever its history);
+the way back is refused, since choosing planned looks after seeing the data is what they forbid.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ __all__ = [
     "grow",
     "open_comparisons",
     "plan_looks",
+    "sequential_method",
     "principle_open",
     "stopped_rows",
     "run_until_decided",
@@ -88,12 +94,18 @@ def evaluate(
     curves: pd.DataFrame,
     looks: Sequence[int],
     stopped: Sequence[dict[str, Any]] = (),
+    method: str = "planned",
 ) -> pd.DataFrame:
     """The claim table of the runs so far (``archlab.analysis.evidence``); tests replace this."""
     from archlab.analysis.evidence import evaluate_claims
 
     return evaluate_claims(
-        list(claim_ids), runs, curves=curves, looks=list(looks), stopped=list(stopped)
+        list(claim_ids),
+        runs,
+        curves=curves,
+        looks=list(looks),
+        stopped=list(stopped),
+        method=method,
     )
 
 
@@ -153,6 +165,11 @@ def stopped_rows(table: pd.DataFrame, looks: Sequence[int]) -> list[dict[str, An
 
 
 # --- looks and seeds -----------------------------------------------------------------------------
+
+
+def sequential_method(study_def: StudyDef, scale: str) -> str:
+    """How the scale's verdicts treat their looks: "planned" (default) or "anytime"."""
+    return str(resolve_scale(study_def, scale).get("sequential", "planned"))
 
 
 def plan_looks(
@@ -250,6 +267,10 @@ class _Loop:
     t0: float
 
     @property
+    def method(self) -> str:
+        return str(self.record.get("method", "planned"))
+
+    @property
     def desc(self) -> str:
         return f"{self.study_def.name} [{self.scale}]"
 
@@ -261,8 +282,9 @@ class _Loop:
         if not self.study_def.claims:
             return set()
         runs, curves, _ = collect(self.study)
-        stopped = self.record.get("stopped_rows") or []
-        table = evaluate(self.study_def.claims, runs, curves, self.looks, stopped)
+        # anytime-valid rows never re-open, so rows kept under a planned design need no keeping
+        stopped = self.record.get("stopped_rows") or [] if self.method == "planned" else []
+        table = evaluate(self.study_def.claims, runs, curves, self.looks, stopped, self.method)
         pairs = open_comparisons(table, stopped)
         if self.study_def.kind in self.study_def.claims and principle_open(
             self.study_def, runs, curves
@@ -336,12 +358,34 @@ def _keep_stopped(study_def: StudyDef, study: optuna.Study, record: dict[str, An
         record["stopped_rows"] = kept
 
 
+def _switch_method(study_def: StudyDef, record: dict[str, Any], method: str) -> str:
+    """The record's method after this run asks for ``method``; StudyError for anytime -> planned."""
+    before = record.get("method", "planned" if record.get("rounds") else None)
+    if before == "anytime" and method == "planned":
+        raise StudyError(
+            f"{study_def.name}: sequential: planned, but this study's verdicts are anytime-valid "
+            "since its record began; planned looks cannot be chosen after the data (allowed: "
+            "anytime)"
+        )
+    if before == "planned" and method == "anytime":
+        # valid whatever the history: the anytime test holds at every seed count
+        record["switched"] = {"from": "planned", "seeds": record["rounds"][-1]["seeds"]}
+        print(
+            f"archlab: note: {study_def.name}: judging the verdicts anytime-valid from now on "
+            "(over every seed so far); the planned looks no longer bind",
+            file=sys.stderr,
+        )
+    record["method"] = method
+    return method
+
+
 def _record_looks(
     study_def: StudyDef,
     study: optuna.Study,
     looks: list[int],
     until: UntilDecided,
     cells: Sequence[Cell],
+    scale: str,
 ) -> dict[str, Any]:
     """Store the looks (before any verdict) and the loop's settings; the record to extend."""
     record = dict(study.user_attrs.get("until_decided") or {})
@@ -350,7 +394,10 @@ def _record_looks(
         # the rounds of another design (its runs keep their keys) are not this plan's looks
         record = {"plan": signature}
     stored = study.user_attrs.get("looks")
-    if stored and looks[-1] > stored[-1]:
+    method = _switch_method(study_def, record, sequential_method(study_def, scale))
+    if stored and looks[-1] > stored[-1] and method == "anytime":
+        record.setdefault("extended", []).append({"from": stored[-1], "to": looks[-1]})
+    elif stored and looks[-1] > stored[-1]:
         from archlab.analysis.sequential import EXTENSION_COST
 
         _keep_stopped(study_def, study, record)
@@ -404,7 +451,7 @@ def run_until_decided(
         plan["numerics"],
         seeds,
     )
-    record = _record_looks(study_def, study, looks, until, cells)
+    record = _record_looks(study_def, study, looks, until, cells, scale)
     loop = _Loop(
         study_def, study, scale, jobs, looks, until.budget_min * 60, record, time.monotonic()
     )

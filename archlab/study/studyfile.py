@@ -31,6 +31,7 @@ from archlab.study.schema import (
     SCALE_EXTRA_KEYS,
     SEARCH_KEYS,
     SEARCH_OBJECTIVES,
+    SEQUENTIAL_METHODS,
     TOP_KEYS,
     VARIANT_MODES,
     Group,
@@ -413,6 +414,12 @@ def _scale(where: str, path: str, data: Any, kind: str) -> dict[str, Any]:
                 fail(where, p, "max_seeds is for comparison studies (--until-decided)")
             if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= MAX_SEEDS:
                 fail(where, p, f"{v!r} is not an integer in [1, {MAX_SEEDS:,}]")
+            out[k] = v
+        elif k == "sequential":  # --until-decided: planned looks or anytime-valid verdicts
+            if kind == "search":
+                fail(where, p, "sequential is for comparison studies (--until-decided)")
+            if v not in SEQUENTIAL_METHODS:
+                fail(where, p, f"{v!r} is not a method", SEQUENTIAL_METHODS)
             out[k] = v
         elif k == "tune_grid":  # recipe values tried per variant on validation; best is used
             if kind == "search":
