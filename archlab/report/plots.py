@@ -346,11 +346,20 @@ def plot_forest(claims: pd.DataFrame, path: Path, *, caption: str) -> Path | Non
     # wide and short: the whole plot fits the first screen under the answer table
     fig, (ax,) = new_figure(1, width=FOREST_WIDTH, height=max(1.5, 0.2 * n + 0.9))
     pos = np.arange(n)
+    # an anytime-valid sequence can be unbounded at few seeds: such an end is drawn to the edge
+    # of what the finite values span, with an arrow head
+    values = rows[["estimate", "ci_lo", "ci_hi", "margin"]].to_numpy(dtype=float)
+    finite = values[np.isfinite(values)]
+    edge = 1.0 + float(np.abs(finite).max()) if finite.size else 1.0
     for y, r in zip(pos, rows.itertuples(), strict=True):
         margin = float(r.margin) if pd.notna(r.margin) else 0.0
         ax.fill_betweenx([y - 0.4, y + 0.4], -margin, margin, color="tab:blue", alpha=0.08)
         color = VERDICT_COLORS.get(str(r.evidence), "black")
-        err = error_lengths(np.array([r.estimate]), np.array([r.ci_lo]), np.array([r.ci_hi]))
+        lo, hi = (float(np.clip(v, -edge, edge)) for v in (r.ci_lo, r.ci_hi))
+        for end, unbounded, mark in ((lo, r.ci_lo == -np.inf, "<"), (hi, r.ci_hi == np.inf, ">")):
+            if unbounded:
+                ax.plot([end], [y], marker=mark, color=color, markersize=6)
+        err = error_lengths(np.array([r.estimate]), np.array([lo]), np.array([hi]))
         ax.errorbar([r.estimate], [y], xerr=err, fmt="o", color=color, capsize=3)
         if pd.notna(r.paper_effect):
             ax.plot([r.paper_effect], [y], marker="x", color="black", markersize=8)

@@ -180,12 +180,15 @@ def plan_looks(
     stored: Sequence[int] | None,
 ) -> list[int]:
     """The seed counts the verdicts look at: stored ones (extended by a larger K), else n0..K."""
+    k = max_seeds or int(resolve_scale(study_def, scale).get("max_seeds", DEFAULT_MAX_SEEDS))
     if stored:
         looks = [int(n) for n in stored]
-        if max_seeds is not None and max_seeds > looks[-1]:
-            looks += range(looks[-1] + 1, max_seeds + 1)
+        # anytime-valid verdicts let the scale's own K extend a started plan too (at no cost);
+        # planned looks grow only when asked on the command line, and say what it costs
+        grow_to = k if sequential_method(study_def, scale) == "anytime" else max_seeds
+        if grow_to is not None and grow_to > looks[-1]:
+            looks += range(looks[-1] + 1, grow_to + 1)
         return looks
-    k = max_seeds or int(resolve_scale(study_def, scale).get("max_seeds", DEFAULT_MAX_SEEDS))
     return list(range(n0, max(n0, k) + 1))
 
 
