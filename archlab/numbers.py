@@ -146,10 +146,25 @@ def fmt(quantity: str, value: object, *, sign: bool = False, unit: str | None = 
 
 
 def fmt_interval(quantity: str, mean: object, lo: object, hi: object, *, sign: bool = False) -> str:
-    """``mean [lo, hi]`` in the quantity's format; "(1 run, no CI)" without an interval."""
+    """``mean [lo, hi]`` in the quantity's format; "(1 run, no CI)" without an interval.
+
+    An infinite end (an anytime-valid confidence sequence before enough seeds) shows as ∞.
+    """
     if to_float(mean) is None:
         return "n/a"
     shown = fmt(quantity, mean, sign=sign)
-    if to_float(lo) is None or to_float(hi) is None:
+    ends = [_end(quantity, v, sign) for v in (lo, hi)]
+    if None in ends:
         return f"{shown} (1 run, no CI)"
-    return f"{shown} [{fmt(quantity, lo, sign=sign)}, {fmt(quantity, hi, sign=sign)}]"
+    return f"{shown} [{ends[0]}, {ends[1]}]"
+
+
+def _end(quantity: str, value: object, sign: bool) -> str | None:
+    """One end of an interval: formatted, "−∞"/"+∞" when infinite, None when missing."""
+    if to_float(value) is not None:
+        return fmt(quantity, value, sign=sign)
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return ("−∞" if v < 0 else "+∞") if math.isinf(v) else None

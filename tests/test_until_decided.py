@@ -254,6 +254,38 @@ def test_rows_decided_before_a_plan_grows_keep_their_stop_and_get_no_more_seeds(
     assert sorted(fake_train.runs) == [(BASE, 5), (STEM, 5)]
 
 
+def test_an_anytime_study_grows_to_its_k_at_no_cost_and_cannot_switch_back(
+    tmp_path: Path, fake_train: FakeTrain, verdicts: Callable[..., FakeVerdicts], capfd: Any
+) -> None:
+    fake = verdicts(lambda v, n: v == C5)  # never decided
+    until(tmp_path, max_seeds=3)  # planned looks first
+    assert stored(tmp_path).user_attrs["until_decided"]["method"] == "planned"
+    assert all(c["method"] == "planned" for c in fake.calls)
+    capfd.readouterr()
+
+    # the scale switches to anytime-valid verdicts with a larger max_seeds of its own
+    write(tmp_path, STUDY.replace("batch_size: 32}", "batch_size: 32, max_seeds: 5,\n"
+                                  "          sequential: anytime}"))  # fmt: skip
+    fake_train.runs.clear()
+    assert run_study(
+        tmp_path / "dec.yaml", scale="smoke", render=False, until_decided=UntilDecided(),
+        **dirs(tmp_path),
+    ).ok  # fmt: skip
+    err = capfd.readouterr().err
+    assert "judging the verdicts anytime-valid from now on" in err
+    assert "false-positive rate" not in err  # growing an anytime plan costs nothing
+    record = stored(tmp_path).user_attrs["until_decided"]
+    assert record["method"] == "anytime" and record["switched"] == {"from": "planned", "seeds": 3}
+    assert stored(tmp_path).user_attrs["looks"] == [2, 3, 4, 5]  # the scale's K, no flag needed
+    assert sorted(fake_train.runs) == [(BASE, 3), (BASE, 4), (C5, 3), (C5, 4)]
+    assert fake.calls[-1]["method"] == "anytime" and fake.calls[-1]["stopped"] == []
+
+    # back to planned looks after the data: refused in one line
+    write(tmp_path)
+    with pytest.raises(StudyError, match="anytime-valid since its record began"):
+        until(tmp_path)
+
+
 def test_a_redesigned_study_starts_a_new_record_of_rounds(
     tmp_path: Path, fake_train: FakeTrain, verdicts: Callable[..., FakeVerdicts]
 ) -> None:
