@@ -153,13 +153,13 @@ def fmt_interval(quantity: str, mean: object, lo: object, hi: object, *, sign: b
     if to_float(mean) is None:
         return "n/a"
     shown = fmt(quantity, mean, sign=sign)
-    ends = [_end(quantity, v, sign) for v in (lo, hi)]
+    ends = [fmt_end(quantity, v, sign=sign) for v in (lo, hi)]
     if None in ends:
         return f"{shown} (1 run, no CI)"
     return f"{shown} [{ends[0]}, {ends[1]}]"
 
 
-def _end(quantity: str, value: object, sign: bool) -> str | None:
+def fmt_end(quantity: str, value: object, *, sign: bool = False) -> str | None:
     """One end of an interval: formatted, "−∞"/"+∞" when infinite, None when missing."""
     if to_float(value) is not None:
         return fmt(quantity, value, sign=sign)

@@ -135,6 +135,43 @@ def test_principle4_names_each_members_learning_rate_when_they_differ() -> None:
 def test_principle2_at_equal_macs_pairs_epochs_to_a_fixed_threshold(
     faster: float, noise: float, evidence: str, tmp_path
 ) -> None:
+    runs, curves = _speed_study(faster, noise)
+    res = analyze(2, runs, curves, curve="val_top1", threshold=80.0)
+    assert res.evidence == evidence
+    assert (res.facts["speed_tost_p"] < 0.05) == (evidence == "equivalent")
+    text = run_principle(2, runs, curves, tmp_path, curve="val_top1", threshold=80.0).verdict
+    assert text.startswith(f"{evidence}: ") and f"inside ±{SPEED_MARGIN:.2f} epochs" in text
+    speed = res.facts["paired_speed"]
+    # 20 points to climb: 2.5 epochs at 8/epoch vs 2.0 at 10/epoch (or 3.33 at 6/epoch)
+    expected = 20 / (8 + faster) - 20 / 8
+    assert speed.lo < expected < speed.hi
+    band = res.facts["curve_band"].set_index(["coarse_module", "epoch"])
+    assert len(band) == 20 and (band["n"] == len(SEEDS)).all()
+    gap = band.loc[("expanded", 10.0), "mean"] - band.loc[("plain", 10.0), "mean"]
+    assert gap == pytest.approx(10 * faster, abs=1.5)  # the curves the figure draws
+
+
+def test_principle2_looked_at_every_round_is_judged_anytime_valid(tmp_path) -> None:
+    runs, curves = _speed_study(0.0, 2.0)  # 6 seeds: TOST p 0.005 fixed, 0.15 anytime
+    fixed = analyze(2, runs, curves, curve="val_top1", threshold=80.0)
+    seq = analyze(2, runs, curves, curve="val_top1", threshold=80.0, sequential=True)
+    assert (fixed.evidence, seq.evidence) == ("equivalent", "inconclusive")
+    assert seq.facts["anytime"] and not fixed.facts["anytime"]
+    assert seq.facts["speed_tost_p"] > fixed.facts["speed_tost_p"]
+    a, b = fixed.facts["paired_speed"], seq.facts["paired_speed"]
+    assert a.mean == pytest.approx(b.mean) and b.lo <= a.lo and b.hi >= a.hi
+    text = run_principle(
+        2, runs, curves, tmp_path, curve="val_top1", threshold=80.0, sequential=True
+    ).verdict
+    assert "anytime-valid (a 95% confidence sequence)" in text
+    # principles without an anytime form take the flag and are read as fixed designs
+    cells = [{"depth_mult": d, "width_mult": 1.0 / d**0.5} for d in (0.5, 1.0, 2.0)]
+    flat = _runs(cells, lambda c: 0.0)
+    assert analyze(4, flat, sequential=True).evidence == analyze(4, flat).evidence
+
+
+def _speed_study(faster: float, noise: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two coarse modules at equal MACs whose validation curves climb at different rates."""
     # the expanded bank's validation curve climbs `faster` points an epoch more than the plain
     cells = [{"coarse_module": "expanded", "width_mult": 1.0}]
     cells.append({"coarse_module": "plain", "width_mult": 1.02})
@@ -153,16 +190,4 @@ def test_principle2_at_equal_macs_pairs_epochs_to_a_fixed_threshold(
         for r in runs.itertuples()
         for e in range(1, 11)
     )
-    res = analyze(2, runs, curves, curve="val_top1", threshold=80.0)
-    assert res.evidence == evidence
-    assert (res.facts["speed_tost_p"] < 0.05) == (evidence == "equivalent")
-    text = run_principle(2, runs, curves, tmp_path, curve="val_top1", threshold=80.0).verdict
-    assert text.startswith(f"{evidence}: ") and f"inside ±{SPEED_MARGIN:.2f} epochs" in text
-    speed = res.facts["paired_speed"]
-    # 20 points to climb: 2.5 epochs at 8/epoch vs 2.0 at 10/epoch (or 3.33 at 6/epoch)
-    expected = 20 / (8 + faster) - 20 / 8
-    assert speed.lo < expected < speed.hi
-    band = res.facts["curve_band"].set_index(["coarse_module", "epoch"])
-    assert len(band) == 20 and (band["n"] == len(SEEDS)).all()
-    gap = band.loc[("expanded", 10.0), "mean"] - band.loc[("plain", 10.0), "mean"]
-    assert gap == pytest.approx(10 * faster, abs=1.5)  # the curves the figure draws
+    return runs, curves

@@ -33,7 +33,7 @@ from archlab.analysis.claims import (
 from archlab.analysis.matching import match
 from archlab.analysis.stats import compare_to_baseline, per_seed, prepare_runs
 from archlab.analysis.verdicts import RowEvidence, Verdict, decide, paired_look
-from archlab.numbers import fmt
+from archlab.numbers import fmt, fmt_end
 
 POOL_MIN_VARIANTS = 4
 METRIC = "test_top1"
@@ -212,14 +212,11 @@ def _accuracy_rows(
     return rows
 
 
-def _bound(x: float) -> str:
-    return signed(x) if math.isfinite(x) else ("−∞" if x < 0 else "+∞")
-
-
 def _ours(
     v: Verdict, scale: str, paper: float | None, stopped: Sequence[int] | None, method: str
 ) -> str:
-    text = f"{signed(v.mean)} pt [{_bound(v.ci_lo)}, {_bound(v.ci_hi)}]"
+    lo, hi = (fmt_end("accuracy", x, sign=True) or "n/a" for x in (v.ci_lo, v.ci_hi))
+    text = f"{signed(v.mean)} pt [{lo}, {hi}]"
     text += " (95% confidence sequence)" if method == "anytime" else ""
     text += f", n={v.n} seeds, {scale} scale"
     text += f", SD of the differences {fmt('accuracy', v.sd)}" if math.isfinite(v.sd) else ""

@@ -22,6 +22,8 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import ttost_paired
 
+from archlab.analysis.anytime import SeedLook, confidence_sequence
+from archlab.analysis.anytime import p_values as anytime_p_values
 from archlab.analysis.bands import SEED_PREFIX, curve_band
 from archlab.analysis.claims import get_claim, judge
 from archlab.analysis.stats import bootstrap_slope, mean_ci, paired_diff, prepare_runs
@@ -109,6 +111,23 @@ def _paired(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> Paired:
     """Mean and the union of bootstrap and t intervals of a - b, paired on seed."""
     r = paired_diff(*_by_seed(a, b, metric), n_boot=4000)
     return Paired(r.mean_diff, min(r.ci_lo, r.t_lo), max(r.ci_hi, r.t_hi), r.n)
+
+
+def _anytime_by_seed(
+    a: pd.DataFrame, b: pd.DataFrame, metric: str, margin: float
+) -> tuple[Paired, float]:
+    """a - b over seeds in seed order as an anytime-valid 95% confidence sequence, TOST p."""
+    x, y = _by_seed(a, b, metric)
+    both = np.isfinite(x) & np.isfinite(y)
+    d = (x - y)[both]  # _by_seed aligns on the seeds' index, in seed order
+    looks = [
+        SeedLook(k, float(d[:k].mean()), float(d[:k].std(ddof=1)) if k >= 2 else math.nan)
+        for k in range(1, d.size + 1)
+    ]
+    if not looks:
+        return Paired(math.nan, math.nan, math.nan, 0), 1.0
+    lo, hi = confidence_sequence(looks)
+    return Paired(looks[-1].mean, lo, hi, d.size), anytime_p_values(looks, margin, None)[1]
 
 
 def _tost_by_seed(a: pd.DataFrame, b: pd.DataFrame, metric: str, margin: float) -> float:
@@ -242,6 +261,7 @@ def principle2(
     metric: str = "test_top1",
     threshold: float | None = None,
     curve: str = "train_top1",
+    sequential: bool = False,
 ) -> PrincipleResult:
     """Epochs to a fixed training accuracy, and final accuracy, against the coarse-grid width.
 
@@ -252,7 +272,10 @@ def principle2(
     design), facts are instead ``paired_speed`` and ``paired_final``, Paired differences
     expanded - plain (epochs to the threshold; final accuracy), and ``curve_band`` (the curve's
     mean per module and epoch, ``bands.curve_band``): agrees when the expanded bank reaches the
-    threshold sooner.
+    threshold sooner. ``sequential`` (the study added seeds round by round, so the verdict was
+    looked at more than once): the speed's direction and TOST are judged anytime-valid
+    (``archlab.analysis.anytime``), its interval is the 95% confidence sequence, and
+    facts gain ``anytime``.
     """
     width = "coarse_width" if "coarse_width" in runs.columns else "width_mult"
     df = _complete(runs, width, metric)
@@ -267,7 +290,7 @@ def principle2(
         for k in df["run_key"]
     ]
     if _iso_modules(df):
-        return _paired_speed(df, curves, metric, threshold, curve, given)
+        return _paired_speed(df, curves, metric, threshold, curve, given, sequential)
     if "coarse_module" not in df.columns:
         df["coarse_module"] = ""
     keys = ("coarse_module", width)
@@ -298,12 +321,17 @@ def _paired_speed(
     threshold: float,
     curve: str,
     given: bool,
+    sequential: bool = False,
 ) -> PrincipleResult:
     exp, plain = (df[df["coarse_module"] == m] for m in ("expanded", "plain"))
-    speed = _paired(exp, plain, "epochs")
     final = _paired(exp, plain, metric)
+    if sequential:
+        # looked at after every round: a fixed-design t/TOST would overstate the evidence
+        speed, tost_p = _anytime_by_seed(exp, plain, "epochs", SPEED_MARGIN)
+    else:
+        speed = _paired(exp, plain, "epochs")
+        tost_p = _tost_by_seed(exp, plain, "epochs", SPEED_MARGIN)
     evidence = judge("worse", speed.lo, speed.hi)  # fewer epochs for the expanded bank
-    tost_p = _tost_by_seed(exp, plain, "epochs", SPEED_MARGIN)
     if evidence == "inconclusive" and tost_p < 0.05:
         evidence = "equivalent"  # "trains faster" ruled out beyond what the curves resolve
     keys = ("coarse_module", "width_mult")
@@ -315,6 +343,7 @@ def _paired_speed(
         "paired_final": final,
         "speed_margin": SPEED_MARGIN,
         "speed_tost_p": tost_p,
+        "anytime": sequential,
         "curve_band": curve_band(curves, df, "coarse_module", curve),
     }
     per = _per_config(df, keys, ["epochs", metric])
@@ -486,6 +515,10 @@ def balance(df: pd.DataFrame, per: pd.DataFrame, metric: str) -> tuple[str, dict
 
 
 #: The analyses by principle number, all with the signature (runs, curves, *, metric, **options).
+#: principles whose analysis has an anytime-valid form for studies that add seeds round by round
+#: (principle 2's paired, equal-MACs design; its width sweep has none)
+SEQUENTIAL_FORMS = frozenset({2})
+
 PRINCIPLES: dict[int, Callable[..., PrincipleResult]] = {
     1: principle1,
     2: principle2,
@@ -507,7 +540,15 @@ def principle_number(kind: str) -> int | None:
 def analyze(
     n: int, runs: pd.DataFrame, curves: pd.DataFrame | None = None, **options: Any
 ) -> PrincipleResult:
-    """Run principle ``n``'s analysis; ValueError names the valid numbers."""
+    """Run principle ``n``'s analysis; ValueError names the valid numbers.
+
+    ``sequential=True`` says the study looked at its verdict after every round of seeds: the
+    analyses with an anytime-valid form (``SEQUENTIAL_FORMS``) use it; the others have none and
+    are read as fixed designs.
+    """
     if n not in PRINCIPLES:
         raise ValueError(f"unknown principle {n!r}; valid: {', '.join(map(str, PRINCIPLES))}")
+    sequential = bool(options.pop("sequential", False))
+    if n in SEQUENTIAL_FORMS:
+        options["sequential"] = sequential
     return PRINCIPLES[n](runs, curves, **options)

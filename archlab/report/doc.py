@@ -28,13 +28,14 @@ import pandas as pd
 
 from archlab.faults import pause_for_tests
 from archlab.io import write_atomic
-from archlab.numbers import fmt, fmt_interval, macs_unit, quantity_of
+from archlab.numbers import fmt, fmt_end, fmt_interval, macs_unit, quantity_of
 
 __all__ = [
     "FOLD_ROWS",
     "Doc",
     "fmt",
     "fmt_date",
+    "fmt_end",
     "fmt_interval",
     "fmt_mean_ci",
     "fmt_millions",

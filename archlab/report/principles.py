@@ -25,6 +25,7 @@ from archlab.report.doc import (
     Doc,
     fmt,
     fmt_date,
+    fmt_end,
     fmt_interval,
     macs_unit,
     quantity_of,
@@ -125,7 +126,9 @@ def _slope_text(res: SlopeResult, unit: str, quantity: str = "accuracy") -> str:
 
 
 def _diff_text(d: Paired, quantity: str = "accuracy", unit: str = "pt") -> str:
-    mean, lo, hi = (fmt(quantity, v, sign=True) for v in (d.mean, d.lo, d.hi))
+    mean = fmt(quantity, d.mean, sign=True)
+    # an anytime-valid sequence may still be unbounded: its ends show as infinite
+    lo, hi = (fmt_end(quantity, v, sign=True) or "n/a" for v in (d.lo, d.hi))
     return f"{mean} {unit} [{lo}, {hi}], n={d.n}"
 
 
@@ -264,6 +267,11 @@ def _render2_paired(res: PrincipleResult, caption: str, out_dir: Path) -> Render
             f" (equivalent when two one-sided tests put the epochs inside "
             f"±{fmt('accuracy', f['speed_margin'])} epochs, half the once-an-epoch sampling of the "
             f"curves: TOST p = {f['speed_tost_p']:.3f})"
+        )
+    if f.get("anytime"):
+        verdict += (
+            "; the epochs' interval and TOST are anytime-valid (a 95% confidence sequence): the "
+            "study added seeds round by round"
         )
     detail = _detail(per, res.keys, {"epochs": target, metric: metric_label(metric)})
     detail.insert(3, "not reached", per["epochs_missing"])

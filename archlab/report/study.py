@@ -284,7 +284,9 @@ def render_report(
     if "macs" in summary.columns and f"{chosen_on}_mean" in summary.columns:
         summary["pareto"] = pareto_front(summary, "macs", f"{chosen_on}_mean")
     comparisons = _comparisons(runs, meta, calib, n_boot)
-    principle = _principle(kind, runs, curves, out_dir, meta.get("analysis") or {})
+    # a study that ran --until-decided looked at its principle verdict after every round
+    options = {**(meta.get("analysis") or {}), "sequential": bool(meta.get("looks"))}
+    principle = _principle(kind, runs, curves, out_dir, options)
     if principle and principle.plot:  # its verdict is the claim table's row for the principle
         files[principle.plot.name] = principle.plot
     claim_ids = list(meta.get("claims") or CLAIMS)

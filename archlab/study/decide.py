@@ -119,7 +119,7 @@ def principle_open(study_def: StudyDef, runs: pd.DataFrame, curves: pd.DataFrame
         return False
     if runs.empty:
         return True
-    result = analyze(n, prepare_runs(runs), curves, **dict(study_def.analysis))
+    result = analyze(n, prepare_runs(runs), curves, **dict(study_def.analysis), sequential=True)
     return result.evidence == "inconclusive"
 
 
