@@ -211,8 +211,13 @@ def _word(
 ) -> str:
     """The first verdict that holds, in the order the module docstring gives per expectation."""
     p_dir, p_eq, p_small = (p < alpha for p in adjusted)
-    last = row.looks[-1] if row.looks else None
-    positive = last is not None and last.mean > 0
+    # the side of the interval the decision was read from (an anytime-valid sequence is a
+    # running intersection: it need not be centred on the last mean); else the last mean's
+    lo, hi = interval
+    centre = (lo + hi) / 2 if math.isfinite(lo) and math.isfinite(hi) else math.nan
+    if not math.isfinite(centre):
+        centre = row.looks[-1].mean if row.looks else math.nan
+    positive = centre > 0
     if row.expected == "better":
         if p_dir:
             return "agrees" if positive else "disagrees"
@@ -223,7 +228,6 @@ def _word(
         return "equivalent"
     if row.expected == "no_worse" and p_dir:
         return "agrees" if positive else "disagrees"
-    lo, hi = interval
     if row.expected == "close" and p_dir and (lo > row.margin or hi < -row.margin):
         return "disagrees"
     return "inconclusive"

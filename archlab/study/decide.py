@@ -410,7 +410,8 @@ def _record_looks(
         print(
             f"archlab: note: extending the planned looks from {stored[-1]} to {looks[-1]} seeds "
             f"once begun: rows decided from here on carry a false-positive rate "
-            f"above 5% ({EXTENSION_COST}); give --max-seeds its largest value at the start",
+            f"above 5% ({EXTENSION_COST}); give --max-seeds its largest value at the start, "
+            "or judge the study anytime-valid (sequential: anytime in its scale)",
             file=sys.stderr,
         )
     elif stored and until.max_seeds is not None and until.max_seeds < stored[-1]:
