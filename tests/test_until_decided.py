@@ -273,6 +273,7 @@ def test_an_anytime_study_grows_to_its_k_at_no_cost_and_cannot_switch_back(
     ).ok  # fmt: skip
     err = capfd.readouterr().err
     assert "judging the verdicts anytime-valid from now on" in err
+    assert "until decided: anytime-valid, up to 5 seeds, at most 15 runs" in err
     assert "false-positive rate" not in err  # growing an anytime plan costs nothing
     record = stored(tmp_path).user_attrs["until_decided"]
     assert record["method"] == "anytime" and record["switched"] == {"from": "planned", "seeds": 3}

@@ -460,8 +460,13 @@ def run_until_decided(
         study_def, study, scale, jobs, looks, until.budget_min * 60, record, time.monotonic()
     )
     counts = _start_counts(study, cells, seeds, looks[0])
+    design = (
+        f"anytime-valid, up to {looks[-1]} seeds"
+        if loop.method == "anytime"
+        else f"looks at {looks[0]}..{looks[-1]} seeds"
+    )
     print(
-        f"{loop.desc}: until decided: looks at {looks[0]}..{looks[-1]} seeds, at most "
+        f"{loop.desc}: until decided: {design}, at most "
         f"{len(cells)} runs, a budget of {until.budget_min:g} min",
         file=sys.stderr,
         flush=True,
