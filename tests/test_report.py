@@ -538,3 +538,28 @@ def test_a_row_kept_as_it_stopped_is_named_in_claims_and_design(report, tmp_path
     said = f"when the plan grew: conv5x5_acc {label} (decided at 3 seeds of looks 2..3)"
     assert said in md
     assert "the plan was extended once begun (3 → 4 → 6 seeds)" in md
+
+
+def test_an_anytime_design_line_names_its_method_its_switch_and_every_round(tmp_path):
+    runs, curves = study_tables()
+    rounds = [
+        {"round": 1, "seeds": 2, "open": [["a", "b"]], "elapsed_s": 60.0},  # before runs were kept
+        {"round": 2, "seeds": 3, "runs": 9, "open": [["a", "b"]], "elapsed_s": 120.0},
+        # a lagging pair grew under the same largest seed count: a look of its own
+        {"round": 3, "seeds": 3, "runs": 11, "open": [], "elapsed_s": 180.0},
+        {"round": 3, "seeds": 3, "runs": 11, "open": [], "elapsed_s": 5.0},  # resumed: same look
+    ]
+    record = {"rounds": rounds, "method": "anytime", "switched": {"from": "planned", "seeds": 2}}
+    meta = {**META, "looks": [2, 3], "until_decided": record}
+    files = render_report(runs, curves, meta, tmp_path, n_boot=200)
+    md = files["report.md"].read_text()
+    assert "judged anytime-valid (95% confidence sequences of the safe paired t-test" in md
+    assert (
+        "rounds: 2 (1 open, 1.0 min into its run), 3 (9 runs, 1 open, 2.0 min into its run), " in md
+    )
+    assert "3 (11 runs, 0 open, 3.0 min into its run)." in md.replace(";", ".")
+    assert "0.1 min" not in md
+    assert "judged over planned looks until 2 seeds, then switched to anytime-valid" in md
+    claims = pd.read_csv(files["claims.csv"])
+    decided = claims[(claims["kind"] == "accuracy") & claims["estimate"].notna()]
+    assert decided["ours"].str.contains("(95% confidence sequence)", regex=False).all()

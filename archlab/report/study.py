@@ -379,10 +379,11 @@ def _design_line(meta: Mapping[str, Any]) -> str:
         return "Design: fixed (one look at all seeds)."
     # studies resumed before the decide loop stopped re-recording a look at the same seeds
     # hold it twice: show each look once; the wall clock restarts with each invocation
-    rounds = list({r["seeds"]: r for r in reversed(record.get("rounds") or [])}.values())[::-1]
+    every = reversed(record.get("rounds") or [])
+    rounds = list({(r["seeds"], r.get("runs")): r for r in every}.values())[::-1]
     seen = ", ".join(
-        f"{r['seeds']} ({len(r['open'])} open, {fmt('minutes', r.get('elapsed_s', math.nan) / 60)}"
-        " min into its run)"
+        f"{r['seeds']} ({_runs_of(r)}{len(r['open'])} open, "
+        f"{fmt('minutes', r.get('elapsed_s', math.nan) / 60)} min into its run)"
         for r in rounds
     )
     if record.get("method") == "anytime":
@@ -409,6 +410,11 @@ def _design_line(meta: Mapping[str, Any]) -> str:
             for e in kept
         )
     return text + "."
+
+
+def _runs_of(round_: Mapping[str, Any]) -> str:
+    """ "138 runs, " where the round recorded them (a lagging pair grows under the same max)."""
+    return f"{round_['runs']} runs, " if "runs" in round_ else ""
 
 
 def _anytime_design(looks: Sequence[int], record: Mapping[str, Any], seen: str) -> str:

@@ -301,11 +301,13 @@ class _Loop:
         entry = {
             "round": len(rounds) + 1,
             "seeds": max(counts.values()),
+            # the seeds of every cell together: a lagging pair can grow under the same maximum
+            "runs": sum(counts.values()),
             "open": [list(p) for p in sorted(open_pairs)],
             "elapsed_s": round(self.elapsed(), 1),
         }
         # a resumed run first looks again at the seeds the last recorded round had: one look
-        if rounds and rounds[-1]["seeds"] == entry["seeds"]:
+        if rounds and _same_look(rounds[-1], entry):
             entry = rounds[-1]
         else:
             rounds.append(entry)
@@ -336,6 +338,11 @@ class _Loop:
         self.record["stopped"] = reason
         self.study.set_user_attr("until_decided", self.record)
         print(f"{self.desc}: until decided: stopped: {reason}", file=sys.stderr, flush=True)
+
+
+def _same_look(before: dict[str, Any], entry: dict[str, Any]) -> bool:
+    """Whether a round looks at the same seeds as the one before (older records lack runs)."""
+    return before["seeds"] == entry["seeds"] and before.get("runs", entry["runs"]) == entry["runs"]
 
 
 def plan_signature(cells: Sequence[Cell]) -> str:
