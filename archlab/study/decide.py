@@ -268,6 +268,7 @@ class _Loop:
     budget_s: float
     record: dict[str, Any]
     t0: float
+    resumed: bool = True  # until the first look of this invocation is logged
 
     @property
     def method(self) -> str:
@@ -307,7 +308,9 @@ class _Loop:
             "elapsed_s": round(self.elapsed(), 1),
         }
         # a resumed run first looks again at the seeds the last recorded round had: one look
-        if rounds and _same_look(rounds[-1], entry):
+        # (only its first look: later ones may grow a lagging pair under the same maximum)
+        first, self.resumed = self.resumed, False
+        if first and rounds and _same_look(rounds[-1], entry):
             entry = rounds[-1]
         else:
             rounds.append(entry)
