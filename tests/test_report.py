@@ -314,6 +314,23 @@ def test_render_report_for_a_principle_study(tmp_path):
     assert claims["evidence"].iloc[0] == "agrees"
 
 
+@pytest.mark.parametrize("looks", [0, 2])
+def test_a_principle_verdict_looked_at_without_an_anytime_form_says_so(tmp_path, looks):
+    runs = _principle_runs("reduce_ratio", [0.125, 0.25, 0.5, 1.0], lambda v: 0.1 * v)
+    runs["is_baseline"] = runs["variant"] == "reduce_ratio=1.0"
+    rounds = [
+        {"round": k, "seeds": 2 + k, "open": [["*", "*"]], "principle_open": True}
+        for k in range(looks)
+    ]
+    record = {"rounds": [*rounds, {"round": looks, "seeds": 9, "open": []}]}
+    meta = {**META, "kind": "principle3", "claims": ["principle3"], "baseline": None}
+    meta.update(looks=[2, 3, 4], until_decided=record)
+    render_report(runs, pd.DataFrame(), meta, tmp_path, n_boot=200)
+    ours = pd.read_csv(tmp_path / "claims.csv")["ours"].iloc[0]
+    said = "read as a fixed design, though seeds were added for it after 2 looks at it"
+    assert (said in ours) == bool(looks)
+
+
 def test_a_principle_study_page_names_the_figure_its_runs_cannot_carry(tmp_path):
     runs = _principle_runs("coarse_module", ["expanded", "plain"], lambda v: 0.0)
     analysis = {"curve": "val_top1", "threshold": 80.0}

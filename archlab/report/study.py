@@ -20,7 +20,7 @@ from archlab import __version__
 from archlab.analysis.anytime import ANYTIME_NAME
 from archlab.analysis.claims import CLAIMS, get_claim
 from archlab.analysis.evidence import evaluate_claims, pooled_sd
-from archlab.analysis.principles import principle_number
+from archlab.analysis.principles import SEQUENTIAL_FORMS, principle_number
 from archlab.analysis.sequential import EXTENSION_COST
 from archlab.analysis.stats import (
     COMPARISON_COLUMNS,
@@ -287,6 +287,8 @@ def render_report(
     # a study that ran --until-decided looked at its principle verdict after every round
     options = {**(meta.get("analysis") or {}), "sequential": bool(meta.get("looks"))}
     principle = _principle(kind, runs, curves, out_dir, options)
+    if principle:
+        principle = _looked_at(principle, kind, meta.get("until_decided") or {})
     if principle and principle.plot:  # its verdict is the claim table's row for the principle
         files[principle.plot.name] = principle.plot
     claim_ids = list(meta.get("claims") or CLAIMS)
@@ -352,6 +354,19 @@ def _principle(
     """A principle study's plot, verdict and detail; None for the other kinds."""
     n = principle_number(kind)
     return None if n is None else run_principle(n, runs, curves, out_dir, **options)
+
+
+def _looked_at(rendered: Rendered, kind: str, record: Mapping[str, Any]) -> Rendered:
+    """The verdict, with a caveat where seeds were added for it and it has no anytime form."""
+    looks = sum(1 for r in record.get("rounds") or [] if r.get("principle_open"))
+    if not looks or principle_number(kind) in SEQUENTIAL_FORMS:
+        return rendered
+    caveat = (
+        f" (read as a fixed design, though seeds were added for it after {looks} "
+        f"look{'s' if looks > 1 else ''} at it: this analysis has no anytime-valid form, so "
+        "its intervals overstate the evidence)"
+    )
+    return rendered._replace(verdict=rendered.verdict + caveat)
 
 
 # --- the report's sections -----------------------------------------------------------------------

@@ -307,6 +307,8 @@ class _Loop:
             "open": [list(p) for p in sorted(open_pairs)],
             "elapsed_s": round(self.elapsed(), 1),
         }
+        if EVERY_CELL in open_pairs:  # the report says how often a principle was looked at
+            entry["principle_open"] = True
         # a resumed run first looks again at the seeds the last recorded round had: one look
         # (only its first look: later ones may grow a lagging pair under the same maximum)
         first, self.resumed = self.resumed, False
