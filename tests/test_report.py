@@ -571,6 +571,7 @@ def test_an_anytime_design_line_names_its_method_its_switch_and_every_round(tmp_
     files = render_report(runs, curves, meta, tmp_path, n_boot=200)
     md = files["report.md"].read_text()
     assert "judged anytime-valid (95% confidence sequences of the safe paired t-test" in md
+    assert "| ours [95% confidence sequence] |" in md and "unadjusted" not in md
     assert (
         "rounds: 2 (1 open, 1.0 min into its run), 3 (9 runs, 1 open, 2.0 min into its run), " in md
     )

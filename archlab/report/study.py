@@ -147,7 +147,14 @@ def _title(doc: Doc, meta: Mapping[str, Any], runs: pd.DataFrame) -> None:
         doc.add("p", meta["description"])
 
 
-def _answer_row(row: pd.Series) -> dict[str, object]:
+#: the answer table's interval column, by how the study's verdicts treat their looks
+INTERVAL_HEADERS = {
+    "planned": "ours [95% CI, unadjusted]",
+    "anytime": "ours [95% confidence sequence]",
+}
+
+
+def _answer_row(row: pd.Series, method: str = "planned") -> dict[str, object]:
     """One verdict line: the claim, the paper's number, the pair, our number, n, the verdict."""
     if pd.notna(row.get("estimate")):
         ours = fmt_interval("accuracy", row["estimate"], row["ci_lo"], row["ci_hi"], sign=True)
@@ -159,23 +166,30 @@ def _answer_row(row: pd.Series) -> dict[str, object]:
         "claim": row["claim"],
         "paper": CLAIMS[row["claim"]].paper_number if row["claim"] in CLAIMS else row["paper"],
         "pair": row["comparison"],
-        "ours [95% CI, unadjusted]": ours,
+        INTERVAL_HEADERS[method]: ours,
         "seeds": n,
         "verdict": row["evidence"],
     }
 
 
-def _answer_section(doc: Doc, claims: pd.DataFrame, forest: Path | None) -> None:
+def _answer_section(
+    doc: Doc, claims: pd.DataFrame, forest: Path | None, method: str = "planned"
+) -> None:
     doc.add("h2", "Answer: the paper's claims at this scale")
     if len(claims):
-        doc.add("table", pd.DataFrame([_answer_row(r) for _, r in claims.iterrows()]))
+        rows = [_answer_row(r, method) for _, r in claims.iterrows()]
+        doc.add("table", pd.DataFrame(rows))
         if forest is not None:  # right under the table: both on the first screen
             alt = "claims: differences with 95% intervals against the paper's numbers"
             doc.add("img", forest, alt)
         doc.add(
             "p",
-            "Verdicts spend alpha over the planned looks and adjust across rows (Holm), so an "
-            "unadjusted interval can exclude 0 while the verdict is still open; details below.",
+            "Verdicts are anytime-valid: each interval is a 95% confidence sequence, valid at "
+            "every seed count, and the rows are adjusted across (Holm), so an interval can "
+            "exclude 0 while the verdict is still open; details below."
+            if method == "anytime"
+            else "Verdicts spend alpha over the planned looks and adjust across rows (Holm), so "
+            "an unadjusted interval can exclude 0 while the verdict is still open; details below.",
         )
     else:
         doc.add("p", "No claim of the paper is tested by this study's comparisons.")
@@ -317,7 +331,7 @@ def render_report(
     doc = Doc()
     # the answer first: the question, the verdicts and their forest plot fill the first screen
     _title(doc, meta, runs)
-    _answer_section(doc, claims, forest)
+    _answer_section(doc, claims, forest, (meta.get("until_decided") or {}).get("method", "planned"))
     _header(doc, meta, runs)
     _claims_section(doc, claims, runs, meta)
     _recipe_section(doc, meta)
