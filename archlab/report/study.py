@@ -298,11 +298,7 @@ def render_report(
     if "macs" in summary.columns and f"{chosen_on}_mean" in summary.columns:
         summary["pareto"] = pareto_front(summary, "macs", f"{chosen_on}_mean")
     comparisons = _comparisons(runs, meta, calib, n_boot)
-    # a study that ran --until-decided looked at its principle verdict after every round
-    options = {**(meta.get("analysis") or {}), "sequential": bool(meta.get("looks"))}
-    principle = _principle(kind, runs, curves, out_dir, options)
-    if principle:
-        principle = _looked_at(principle, kind, meta.get("until_decided") or {})
+    principle = principle_of(kind, runs, curves, out_dir, meta)
     if principle and principle.plot:  # its verdict is the claim table's row for the principle
         files[principle.plot.name] = principle.plot
     claim_ids = list(meta.get("claims") or CLAIMS)
@@ -358,16 +354,24 @@ def _shown_metrics(summary: pd.DataFrame, calib: bool) -> list[str]:
     return metrics
 
 
-def _principle(
+def principle_of(
     kind: str,
     runs: pd.DataFrame,
-    curves: pd.DataFrame,
+    curves: pd.DataFrame | None,
     out_dir: Path,
-    options: Mapping[str, Any],
+    meta: Mapping[str, Any],
 ) -> Rendered | None:
-    """A principle study's plot, verdict and detail; None for the other kinds."""
+    """A principle study's plot, verdict and detail, read as its design was; None otherwise.
+
+    A study that ran ``--until-decided`` (``meta`` has looks) looked at its principle verdict
+    after every round: analyses with an anytime-valid form use it, the others say so.
+    """
     n = principle_number(kind)
-    return None if n is None else run_principle(n, runs, curves, out_dir, **options)
+    if n is None:
+        return None
+    options = {**(meta.get("analysis") or {}), "sequential": bool(meta.get("looks"))}
+    rendered = run_principle(n, runs, curves, out_dir, **options)
+    return _looked_at(rendered, kind, meta.get("until_decided") or {})
 
 
 def _looked_at(rendered: Rendered, kind: str, record: Mapping[str, Any]) -> Rendered:

@@ -440,7 +440,7 @@ def _principle_section(
 ) -> dict[str, Any]:
     """One principle study's section: its verdict and plot, or how to run it; fills ``meta``."""
     from archlab.analysis.claims import get_claim
-    from archlab.report.principles import run_principle
+    from archlab.report.study import principle_of
 
     n = int(name[len("principle")])
     section: dict[str, Any] = {
@@ -461,6 +461,8 @@ def _principle_section(
     if runs.empty:
         section["verdict"] = f"not run (archlab study run studies/{name}.yaml --scale {scale})"
     else:
-        rendered = run_principle(n, runs, curves, out, **smeta.get("analysis", {}))
+        # as the study's own report reads it: its design (looks) decides the analysis's form
+        rendered = principle_of(f"principle{n}", runs, curves, out, smeta)
+        assert rendered is not None  # a principleN study
         section.update(rendered._asdict())
     return section
