@@ -283,7 +283,7 @@ def test_an_anytime_study_grows_to_its_k_at_no_cost_and_cannot_switch_back(
 
     # back to planned looks after the data: refused in one line
     write(tmp_path)
-    with pytest.raises(StudyError, match="anytime-valid since its record began"):
+    with pytest.raises(StudyError, match="verdicts are already anytime-valid"):
         until(tmp_path)
 
 

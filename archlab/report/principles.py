@@ -19,7 +19,15 @@ import pandas as pd
 from archlab import __version__
 from archlab.analysis.bands import quadratic_band, squeeze_band
 from archlab.analysis.claims import combine
-from archlab.analysis.principles import SQUEEZE_ORDER, Estimate, Paired, PrincipleResult, analyze
+from archlab.analysis.principles import (
+    SEQUENTIAL_FORMS,
+    SQUEEZE_ORDER,
+    Estimate,
+    Paired,
+    PrincipleResult,
+    analyze,
+    principle_number,
+)
 from archlab.analysis.stats import SlopeResult
 from archlab.report.doc import (
     Doc,
@@ -39,7 +47,7 @@ from archlab.report.principle_plots import (
     plot_tost,
 )
 
-__all__ = ["Rendered", "evidence_of", "render_principles", "run_principle"]
+__all__ = ["Rendered", "evidence_of", "principle_of", "render_principles", "run_principle"]
 
 
 class Rendered(NamedTuple):
@@ -481,3 +489,39 @@ def render_principles(
     doc.add("h2", "Notes")
     doc.add("p", MACS_NOTE)
     return write_doc(doc, str(title), out_dir)
+
+
+def principle_of(
+    kind: str,
+    runs: pd.DataFrame,
+    curves: pd.DataFrame | None,
+    out_dir: Path,
+    meta: Mapping[str, Any],
+) -> Rendered | None:
+    """A principle study's plot, verdict and detail, read as its design was; None otherwise.
+
+    A study that ran ``--until-decided`` (``meta`` has looks) looked at its principle verdict
+    after every round: analyses with an anytime-valid form use it, the others say so.
+    """
+    n = principle_number(kind)
+    if n is None:
+        return None
+    options = {**(meta.get("analysis") or {}), "sequential": bool(meta.get("looks"))}
+    rendered = run_principle(n, runs, curves, out_dir, **options)
+    return _looked_at(rendered, kind, meta.get("until_decided") or {})
+
+
+def _looked_at(rendered: Rendered, kind: str, record: Mapping[str, Any]) -> Rendered:
+    """The verdict, with a caveat where seeds were added for it and it has no anytime form."""
+    looks = sum(1 for r in record.get("rounds") or [] if r.get("principle_open"))
+    if not looks or principle_number(kind) in SEQUENTIAL_FORMS:
+        return rendered
+    caveat = (
+        f" (read as a fixed design, though seeds were added for it after {looks} "
+        f"look{'s' if looks > 1 else ''} at it: this analysis has no anytime-valid form, so "
+        "its intervals overstate the evidence)"
+    )
+    return rendered._replace(verdict=rendered.verdict + caveat)
+
+
+# --- the report's sections -----------------------------------------------------------------------

@@ -8,7 +8,6 @@ principle study adds its principle's plot, verdict and detail (``archlab.report.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,11 +16,8 @@ import numpy as np
 import pandas as pd
 
 from archlab import __version__
-from archlab.analysis.anytime import ANYTIME_NAME
 from archlab.analysis.claims import CLAIMS, get_claim
-from archlab.analysis.evidence import evaluate_claims, pooled_sd
-from archlab.analysis.principles import SEQUENTIAL_FORMS, principle_number
-from archlab.analysis.sequential import EXTENSION_COST
+from archlab.analysis.evidence import evaluate_claims
 from archlab.analysis.stats import (
     COMPARISON_COLUMNS,
     compare_to_baseline,
@@ -31,6 +27,7 @@ from archlab.analysis.stats import (
     summarize,
 )
 from archlab.io import CSV_FLOAT, write_atomic
+from archlab.report.design import design_line, noise_line
 from archlab.report.doc import (
     Doc,
     fmt,
@@ -53,7 +50,7 @@ from archlab.report.plots import (
     plot_learning_curves,
     plot_reliability,
 )
-from archlab.report.principles import Rendered, evidence_of, run_principle
+from archlab.report.principles import Rendered, evidence_of, principle_of
 
 EVIDENCE_NOTE = (
     "Claim rows: differences of test top-1 in points, oriented so that positive means the "
@@ -354,42 +351,6 @@ def _shown_metrics(summary: pd.DataFrame, calib: bool) -> list[str]:
     return metrics
 
 
-def principle_of(
-    kind: str,
-    runs: pd.DataFrame,
-    curves: pd.DataFrame | None,
-    out_dir: Path,
-    meta: Mapping[str, Any],
-) -> Rendered | None:
-    """A principle study's plot, verdict and detail, read as its design was; None otherwise.
-
-    A study that ran ``--until-decided`` (``meta`` has looks) looked at its principle verdict
-    after every round: analyses with an anytime-valid form use it, the others say so.
-    """
-    n = principle_number(kind)
-    if n is None:
-        return None
-    options = {**(meta.get("analysis") or {}), "sequential": bool(meta.get("looks"))}
-    rendered = run_principle(n, runs, curves, out_dir, **options)
-    return _looked_at(rendered, kind, meta.get("until_decided") or {})
-
-
-def _looked_at(rendered: Rendered, kind: str, record: Mapping[str, Any]) -> Rendered:
-    """The verdict, with a caveat where seeds were added for it and it has no anytime form."""
-    looks = sum(1 for r in record.get("rounds") or [] if r.get("principle_open"))
-    if not looks or principle_number(kind) in SEQUENTIAL_FORMS:
-        return rendered
-    caveat = (
-        f" (read as a fixed design, though seeds were added for it after {looks} "
-        f"look{'s' if looks > 1 else ''} at it: this analysis has no anytime-valid form, so "
-        "its intervals overstate the evidence)"
-    )
-    return rendered._replace(verdict=rendered.verdict + caveat)
-
-
-# --- the report's sections -----------------------------------------------------------------------
-
-
 def _claims_section(
     doc: Doc, claims: pd.DataFrame, runs: pd.DataFrame, meta: Mapping[str, Any]
 ) -> None:
@@ -401,86 +362,8 @@ def _claims_section(
     else:
         doc.add("p", "No claim of the paper is tested by this study's comparisons.")
     doc.add("p", EVIDENCE_NOTE)
-    doc.add("p", _noise_line(runs))
-    doc.add("p", _design_line(meta))
-
-
-def _design_line(meta: Mapping[str, Any]) -> str:
-    """How many seeds were looked at, when, and why the study stopped adding them."""
-    looks, record = meta.get("looks"), meta.get("until_decided") or {}
-    if not looks:
-        return "Design: fixed (one look at all seeds)."
-    # studies resumed before the decide loop stopped re-recording a look at the same seeds
-    # hold it twice: show each look once; the wall clock restarts with each invocation
-    every = reversed(record.get("rounds") or [])
-    rounds = list({(r["seeds"], r.get("runs")): r for r in every}.values())[::-1]
-    seen = ", ".join(
-        f"{r['seeds']} ({_runs_of(r)}{len(r['open'])} open, "
-        f"{fmt('minutes', r.get('elapsed_s', math.nan) / 60)} min into its run)"
-        for r in rounds
-    )
-    if record.get("method") == "anytime":
-        return _anytime_design(looks, record, seen)
-    text = (
-        f"Design: sequential (--until-decided), planned looks at {looks[0]}..{looks[-1]} seeds; "
-        f"looks taken: {seen or 'none yet'}"
-    )
-    if record.get("stopped"):
-        text += f"; stopped: {record['stopped']}"
-    extended = record.get("extended") or []
-    if extended:
-        steps = " → ".join(str(n) for n in [extended[0]["from"], *(e["to"] for e in extended)])
-        text += (
-            f"; the plan was extended once begun ({steps} seeds): rows decided after an "
-            f"extension carry a false-positive rate above 5% ({EXTENSION_COST})"
-        )
-    kept = record.get("stopped_rows") or []
-    if kept:
-        # the plan grew after these rows stopped: they keep the looks they stopped under
-        text += "; kept as they stopped when the plan grew: " + ", ".join(
-            f"{e['claim']} {e['comparison']} (decided at {e['n']} seeds of looks "
-            f"{e['looks'][0]}..{e['looks'][-1]})"
-            for e in kept
-        )
-    return text + "."
-
-
-def _runs_of(round_: Mapping[str, Any]) -> str:
-    """ "138 runs, " where the round recorded them (a lagging pair grows under the same max)."""
-    return f"{round_['runs']} runs, " if "runs" in round_ else ""
-
-
-def _anytime_design(looks: Sequence[int], record: Mapping[str, Any], seen: str) -> str:
-    """The design line of a study judged anytime-valid."""
-    text = (
-        f"Design: sequential (--until-decided), judged anytime-valid ({ANYTIME_NAME}): every "
-        f"seed count is a look and the plan may grow at no cost; the claim rows' intervals are "
-        f"these sequences, each on its row's own SD (not the pooled SD), with Holm across rows; "
-        f"seeds up to {looks[-1]}; "
-        f"rounds: {seen or 'none yet'}"
-    )
-    if record.get("stopped"):
-        text += f"; stopped: {record['stopped']}"
-    switched = record.get("switched")
-    if switched:
-        text += (
-            f"; judged over planned looks until {switched['seeds']} seeds, then switched to "
-            "anytime-valid verdicts over every seed (valid whatever the history)"
-        )
-    return text + "."
-
-
-def _noise_line(runs: pd.DataFrame) -> str:
-    """The study's noise in one sentence: pooled seed SD of test top-1 (what verdicts stand on)."""
-    n_seeds = int(runs["seed"].nunique()) if "seed" in runs.columns and len(runs) else 0
-    pooled = pooled_sd(runs, n_seeds) if n_seeds >= 2 and "test_top1" in runs.columns else None
-    if pooled is None:
-        return "Pooled seed SD of test top-1: not computed (needs 4+ variants and 2+ seeds)."
-    sd, df = pooled
-    return (
-        f"Pooled seed SD of test top-1: {fmt('accuracy', sd)} pt (residual of an OLS with variant "
-        f"and seed factors, {fmt('count', df)} df, {n_seeds} seeds)."
-    )
+    doc.add("p", noise_line(runs))
+    doc.add("p", design_line(meta))
 
 
 def _summary_section(doc: Doc, summary: pd.DataFrame, metrics: Sequence[str], cap: str) -> None:

@@ -378,9 +378,8 @@ def _switch_method(study_def: StudyDef, record: dict[str, Any], method: str) -> 
     before = record.get("method", "planned" if record.get("rounds") else None)
     if before == "anytime" and method == "planned":
         raise StudyError(
-            f"{study_def.name}: sequential: planned, but this study's verdicts are anytime-valid "
-            "since its record began; planned looks cannot be chosen after the data (allowed: "
-            "anytime)"
+            f"{study_def.name}: sequential: planned, but this study's verdicts are already "
+            "anytime-valid; planned looks cannot be chosen after the data (allowed: anytime)"
         )
     if before == "planned" and method == "anytime":
         # valid whatever the history: the anytime test holds at every seed count

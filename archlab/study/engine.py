@@ -440,7 +440,7 @@ def _principle_section(
 ) -> dict[str, Any]:
     """One principle study's section: its verdict and plot, or how to run it; fills ``meta``."""
     from archlab.analysis.claims import get_claim
-    from archlab.report.study import principle_of
+    from archlab.report.principles import principle_of
 
     n = int(name[len("principle")])
     section: dict[str, Any] = {
