@@ -13,6 +13,7 @@ from archlab.analysis.anytime import (
     confidence_sequence,
     e_value,
     p_values,
+    seed_looks,
     t_threshold,
 )
 from archlab.analysis.verdicts import VERDICTS, RowEvidence, decide, paired_look
@@ -30,6 +31,14 @@ def _looks(d: np.ndarray) -> list[SeedLook]:
     with np.errstate(invalid="ignore", divide="ignore"):
         sd = np.sqrt(np.maximum(sq - n * mean**2, 0.0) / (n - 1))
     return [SeedLook(int(k), float(m), float(s)) for k, m, s in zip(n, mean, sd, strict=True)]
+
+
+def test_seed_looks_are_the_running_mean_and_sd():
+    d = np.random.default_rng(3).normal(0.2, 0.5, 12)
+    got, want = seed_looks(d), _looks(d)
+    assert [lk.n for lk in got] == list(range(1, 13)) and math.isnan(got[0].sd)
+    for a, b in zip(got[1:], want[1:], strict=True):
+        assert (a.mean, a.sd) == pytest.approx((b.mean, b.sd), rel=1e-12)
 
 
 def _studies(mu: float, sd: float, seed: int) -> list[list[SeedLook]]:

@@ -32,19 +32,25 @@ its plan may grow.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
     "ANYTIME_NAME",
+    "METHODS",
     "PRIOR_G",
     "SeedLook",
     "confidence_sequence",
     "e_value",
     "p_values",
+    "seed_looks",
     "t_threshold",
 ]
 
+#: how a study's verdicts may treat their looks: over planned looks (group-sequential,
+#: ``archlab.analysis.sequential``) or at every seed count with no plan (this module)
+METHODS = ("planned", "anytime")
 #: prior variance of the standardized effect (normal prior; JZS "medium" scale sqrt(2)/2, squared)
 PRIOR_G = 0.5
 #: how reports name the procedure
@@ -62,6 +68,15 @@ class SeedLook:
     n: int
     mean: float
     sd: float
+
+
+def seed_looks(diffs: Sequence[float]) -> list[SeedLook]:
+    """A look after every seed of ``diffs`` (in seed order): running mean and own SD."""
+    d = [float(x) for x in diffs]
+    return [
+        SeedLook(k, statistics.fmean(d[:k]), statistics.stdev(d[:k]) if k >= 2 else math.nan)
+        for k in range(1, len(d) + 1)
+    ]
 
 
 def _log_e(t2: float, n: int, g: float) -> float:

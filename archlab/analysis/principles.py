@@ -22,7 +22,7 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import ttost_paired
 
-from archlab.analysis.anytime import SeedLook, confidence_sequence
+from archlab.analysis.anytime import confidence_sequence, seed_looks
 from archlab.analysis.anytime import p_values as anytime_p_values
 from archlab.analysis.bands import SEED_PREFIX, curve_band
 from archlab.analysis.claims import get_claim, judge
@@ -120,10 +120,7 @@ def _anytime_by_seed(
     x, y = _by_seed(a, b, metric)
     both = np.isfinite(x) & np.isfinite(y)
     d = (x - y)[both]  # _by_seed aligns on the seeds' index, in seed order
-    looks = [
-        SeedLook(k, float(d[:k].mean()), float(d[:k].std(ddof=1)) if k >= 2 else math.nan)
-        for k in range(1, d.size + 1)
-    ]
+    looks = seed_looks(d)
     if not looks:
         return Paired(math.nan, math.nan, math.nan, 0), 1.0
     lo, hi = confidence_sequence(looks)

@@ -52,7 +52,7 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
 
-from archlab.analysis.anytime import SeedLook, confidence_sequence
+from archlab.analysis.anytime import METHODS, SeedLook, confidence_sequence
 from archlab.analysis.anytime import p_values as anytime_p_values
 from archlab.analysis.sequential import planned_looks, repeated_p
 
@@ -63,9 +63,6 @@ MAX_SEEDS_SHOWN = 10_000  # "seeds needed" beyond this is shown as more than it
 VERDICTS = ("agrees", "disagrees", "equivalent", "smaller than claimed", "inconclusive")
 DECIDED = frozenset(VERDICTS) - {"inconclusive"}
 EXPECTATIONS = ("better", "worse", "no_worse", "not_better", "close")
-#: how a row's looks are judged: over the study's planned looks (group-sequential, Lan-DeMets),
-#: or at every seed count with no plan (anytime-valid, ``archlab.analysis.anytime``)
-METHODS = ("planned", "anytime")
 
 
 @dataclass(frozen=True)
@@ -300,7 +297,8 @@ def _verdict(
     last = row.looks[-1] if row.looks else Look(0, math.nan, math.nan, 0, math.nan)
     p_dir, p_eq, p_small = adjusted
     if method == "anytime":
-        # the confidence sequence the p-values were read from, at both levels
+        # the 95% confidence sequence the p-values were read from: shown, and what a "close"
+        # claim's decided difference beyond the margin is read off (the t interval's 90% there)
         lo, hi = confidence_sequence(_seed_looks(row), alpha) if row.looks else (math.nan,) * 2
         interval = (lo, hi)
     else:

@@ -508,13 +508,13 @@ def principle_of(
         return None
     options = {**(meta.get("analysis") or {}), "sequential": bool(meta.get("looks"))}
     rendered = run_principle(n, runs, curves, out_dir, **options)
-    return _looked_at(rendered, kind, meta.get("until_decided") or {})
+    return _looked_at(rendered, n, meta.get("until_decided") or {})
 
 
-def _looked_at(rendered: Rendered, kind: str, record: Mapping[str, Any]) -> Rendered:
+def _looked_at(rendered: Rendered, n: int, record: Mapping[str, Any]) -> Rendered:
     """The verdict, with a caveat where seeds were added for it and it has no anytime form."""
     looks = sum(1 for r in record.get("rounds") or [] if r.get("principle_open"))
-    if not looks or principle_number(kind) in SEQUENTIAL_FORMS:
+    if not looks or n in SEQUENTIAL_FORMS:
         return rendered
     caveat = (
         f" (read as a fixed design, though seeds were added for it after {looks} "

@@ -295,6 +295,8 @@ def render_report(
     if "macs" in summary.columns and f"{chosen_on}_mean" in summary.columns:
         summary["pareto"] = pareto_front(summary, "macs", f"{chosen_on}_mean")
     comparisons = _comparisons(runs, meta, calib, n_boot)
+    # how the verdicts treat their looks (a study that never ran --until-decided: planned)
+    method = (meta.get("until_decided") or {}).get("method", "planned")
     principle = principle_of(kind, runs, curves, out_dir, meta)
     if principle and principle.plot:  # its verdict is the claim table's row for the principle
         files[principle.plot.name] = principle.plot
@@ -308,7 +310,7 @@ def render_report(
         extra={kind: (principle.verdict, evidence_of(principle.verdict))} if principle else None,
         looks=meta.get("looks"),
         stopped=(meta.get("until_decided") or {}).get("stopped_rows"),
-        method=(meta.get("until_decided") or {}).get("method", "planned"),
+        method=method,
     )
 
     for name, table in (("summary", summary), ("comparisons", comparisons), ("claims", claims)):
@@ -324,7 +326,7 @@ def render_report(
     doc = Doc()
     # the answer first: the question, the verdicts and their forest plot fill the first screen
     _title(doc, meta, runs)
-    _answer_section(doc, claims, forest, (meta.get("until_decided") or {}).get("method", "planned"))
+    _answer_section(doc, claims, forest, method)
     _header(doc, meta, runs)
     _claims_section(doc, claims, runs, meta)
     _recipe_section(doc, meta)

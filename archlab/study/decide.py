@@ -409,22 +409,21 @@ def _record_looks(
         record = {"plan": signature}
     stored = study.user_attrs.get("looks")
     method = _switch_method(study_def, record, sequential_method(study_def, scale))
-    if stored and looks[-1] > stored[-1] and method == "anytime":
-        record.setdefault("extended", []).append({"from": stored[-1], "to": looks[-1]})
-    elif stored and looks[-1] > stored[-1]:
-        from archlab.analysis.sequential import EXTENSION_COST
+    if stored and looks[-1] > stored[-1]:
+        if method == "planned":  # anytime-valid verdicts hold at any seed count: nothing to say
+            from archlab.analysis.sequential import EXTENSION_COST
 
-        _keep_stopped(study_def, study, record)
+            _keep_stopped(study_def, study, record)
+            # the looks spend alpha over one plan; a longer one chosen because rows are still
+            # open is a redesign the 5% does not cover
+            print(
+                f"archlab: note: extending the planned looks from {stored[-1]} to {looks[-1]} "
+                f"seeds once begun: rows decided from here on carry a false-positive rate "
+                f"above 5% ({EXTENSION_COST}); give --max-seeds its largest value at the start, "
+                "or judge the study anytime-valid (sequential: anytime in its scale)",
+                file=sys.stderr,
+            )
         record.setdefault("extended", []).append({"from": stored[-1], "to": looks[-1]})
-        # the looks spend alpha over one plan; a longer one chosen because rows are still open
-        # is a redesign the 5% does not cover
-        print(
-            f"archlab: note: extending the planned looks from {stored[-1]} to {looks[-1]} seeds "
-            f"once begun: rows decided from here on carry a false-positive rate "
-            f"above 5% ({EXTENSION_COST}); give --max-seeds its largest value at the start, "
-            "or judge the study anytime-valid (sequential: anytime in its scale)",
-            file=sys.stderr,
-        )
     elif stored and until.max_seeds is not None and until.max_seeds < stored[-1]:
         print(
             f"archlab: note: keeping this study's planned looks up to {stored[-1]} seeds; "

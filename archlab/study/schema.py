@@ -71,8 +71,6 @@ SCALE_EXTRA_KEYS = (
     "preset",
     "tune_grid",
 )
-#: ``sequential``: how ``--until-decided`` verdicts treat their looks (archlab.analysis.verdicts)
-SEQUENTIAL_METHODS = ("planned", "anytime")
 #: ``tune_grid``: the most values one key may list (each is a tuning run of every variant)
 MAX_GRID_VALUES = 12
 DEFAULT_SCALE = "quick"

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from archlab.analysis.anytime import METHODS
 from archlab.analysis.claims import CLAIMS
 from archlab.arch.spec import AXES, KNOBS, field_names
 from archlab.study.errors import StudyFileError
@@ -31,7 +32,6 @@ from archlab.study.schema import (
     SCALE_EXTRA_KEYS,
     SEARCH_KEYS,
     SEARCH_OBJECTIVES,
-    SEQUENTIAL_METHODS,
     TOP_KEYS,
     VARIANT_MODES,
     Group,
@@ -418,8 +418,8 @@ def _scale(where: str, path: str, data: Any, kind: str) -> dict[str, Any]:
         elif k == "sequential":  # --until-decided: planned looks or anytime-valid verdicts
             if kind == "search":
                 fail(where, p, "sequential is for comparison studies (--until-decided)")
-            if v not in SEQUENTIAL_METHODS:
-                fail(where, p, f"{v!r} is not a method", SEQUENTIAL_METHODS)
+            if v not in METHODS:
+                fail(where, p, f"{v!r} is not a method", METHODS)
             out[k] = v
         elif k == "tune_grid":  # recipe values tried per variant on validation; best is used
             if kind == "search":
