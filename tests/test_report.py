@@ -314,21 +314,25 @@ def test_render_report_for_a_principle_study(tmp_path):
     assert claims["evidence"].iloc[0] == "agrees"
 
 
+@pytest.mark.parametrize("method", ["planned", "anytime"])
 @pytest.mark.parametrize("looks", [0, 2])
-def test_a_principle_verdict_looked_at_without_an_anytime_form_says_so(tmp_path, looks):
+def test_a_principle_verdict_looked_at_says_how_it_was_judged(tmp_path, looks, method):
     runs = _principle_runs("reduce_ratio", [0.125, 0.25, 0.5, 1.0], lambda v: 0.1 * v)
     runs["is_baseline"] = runs["variant"] == "reduce_ratio=1.0"
     rounds = [
         {"round": k, "seeds": 2 + k, "open": [["*", "*"]], "principle_open": True}
         for k in range(looks)
     ]
-    record = {"rounds": [*rounds, {"round": looks, "seeds": 9, "open": []}]}
+    record = {"rounds": [*rounds, {"round": looks, "seeds": 9, "open": []}], "method": method}
     meta = {**META, "kind": "principle3", "claims": ["principle3"], "baseline": None}
     meta.update(looks=[2, 3, 4], until_decided=record)
     render_report(runs, pd.DataFrame(), meta, tmp_path, n_boot=200)
     ours = pd.read_csv(tmp_path / "claims.csv")["ours"].iloc[0]
-    said = "read as a fixed design, though seeds were added for it after 2 looks at it"
-    assert (said in ours) == bool(looks)
+    # anytime studies have no plan to spend over: principle 3 has no anytime form, it says so
+    caveat = "read as a fixed design, though seeds were added for it after 2 looks at it"
+    assert (caveat in ours) == (bool(looks) and method == "anytime")
+    # planned looks: judged look by look at the plan's group-sequential levels
+    assert ("at that look's group-sequential level" in ours) == (method == "planned")
 
 
 def test_a_principle_study_page_names_the_figure_its_runs_cannot_carry(tmp_path):

@@ -11,22 +11,31 @@ plots and tables are the report layer's (``archlab.report.principles``).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import ttost_paired
 
-from archlab.analysis.anytime import confidence_sequence, seed_looks
-from archlab.analysis.anytime import p_values as anytime_p_values
-from archlab.analysis.bands import SEED_PREFIX, curve_band
+from archlab.analysis.bands import curve_band
 from archlab.analysis.claims import get_claim, judge
-from archlab.analysis.stats import bootstrap_slope, mean_ci, paired_diff, prepare_runs
+from archlab.analysis.principle_parts import (
+    Estimate,
+    Paired,
+    PrincipleResult,
+    anytime_by_seed,
+    by_seed,
+    complete_runs,
+    estimate,
+    paired,
+    per_config,
+    seed_ols,
+    tost_by_seed,
+)
+from archlab.analysis.stats import bootstrap_slope, mean_ci
 
 __all__ = [
     "PRINCIPLES",
@@ -44,126 +53,6 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Paired:
-    """A paired difference a - b over seeds: mean, the union of bootstrap and t intervals, n."""
-
-    mean: float
-    lo: float
-    hi: float
-    n: int
-
-
-@dataclass(frozen=True)
-class PrincipleResult:
-    """What one principle analysis found.
-
-    ``per`` has one row per configuration: the ``keys`` columns, ``n`` runs, median ``macs``
-    and, per analysed column m, ``m_mean``, ``m_lo``, ``m_hi`` (95% t interval) and
-    ``m_missing``. ``facts`` holds the numbers the verdict quotes; its keys are per principle
-    (see each analysis).
-    """
-
-    principle: int
-    evidence: str
-    per: pd.DataFrame
-    keys: tuple[str, ...]
-    metric: str
-    facts: Mapping[str, Any] = field(default_factory=dict)
-
-
-# --- shared steps --------------------------------------------------------------------------------
-
-
-def _complete(runs: pd.DataFrame, *cols: str) -> pd.DataFrame:
-    """Complete runs with every named column present and known."""
-    df = prepare_runs(runs)
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise ValueError(f"the runs table lacks column(s) {', '.join(missing)}")
-    return df[df["status"] == "complete"].dropna(subset=list(cols)).copy()
-
-
-def _per_config(df: pd.DataFrame, keys: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:
-    """Per configuration: run count, median MACs, mean/CI and missing count of each metric."""
-    rows = []
-    for key, g in df.groupby(list(keys), sort=True, dropna=False):
-        row: dict[str, Any] = dict(zip(keys, key, strict=True))
-        row["n"] = len(g)
-        row["macs"] = float(g["macs"].median()) if "macs" in g else math.nan
-        for m in metrics:
-            row[f"{m}_mean"], row[f"{m}_lo"], row[f"{m}_hi"] = mean_ci(g[m])
-            row[f"{m}_missing"] = int(g[m].isna().sum())
-        rows.append(row)
-    stats = ("mean", "lo", "hi", "missing")
-    cols = [*keys, "n", "macs", *(f"{m}_{s}" for m in metrics for s in stats)]
-    return pd.DataFrame(rows, columns=cols)
-
-
-def _by_seed(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-seed means of ``metric`` in ``a`` and ``b`` on the seeds both have, aligned."""
-    sa, sb = a.groupby("seed")[metric].mean(), b.groupby("seed")[metric].mean()
-    seeds = sa.index.intersection(sb.index)
-    return sa[seeds].to_numpy(float), sb[seeds].to_numpy(float)
-
-
-def _paired(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> Paired:
-    """Mean and the union of bootstrap and t intervals of a - b, paired on seed."""
-    r = paired_diff(*_by_seed(a, b, metric), n_boot=4000)
-    return Paired(r.mean_diff, min(r.ci_lo, r.t_lo), max(r.ci_hi, r.t_hi), r.n)
-
-
-def _anytime_by_seed(
-    a: pd.DataFrame, b: pd.DataFrame, metric: str, margin: float
-) -> tuple[Paired, float]:
-    """a - b over seeds in seed order as an anytime-valid 95% confidence sequence, TOST p."""
-    x, y = _by_seed(a, b, metric)
-    both = np.isfinite(x) & np.isfinite(y)
-    d = (x - y)[both]  # _by_seed aligns on the seeds' index, in seed order
-    looks = seed_looks(d)
-    if not looks:
-        return Paired(math.nan, math.nan, math.nan, 0), 1.0
-    lo, hi = confidence_sequence(looks)
-    return Paired(looks[-1].mean, lo, hi, d.size), anytime_p_values(looks, margin, None)[1]
-
-
-def _tost_by_seed(a: pd.DataFrame, b: pd.DataFrame, metric: str, margin: float) -> float:
-    """Two one-sided tests of a - b (paired on seeds where both have a value) inside +-margin."""
-    x, y = _by_seed(a, b, metric)
-    both = np.isfinite(x) & np.isfinite(y)  # the seeds paired_diff keeps too
-    if both.sum() < 2:
-        return 1.0
-    return float(ttost_paired(x[both], y[both], -margin, margin)[0])
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A fitted quantity with its 95% interval and two-sided p-value."""
-
-    value: float
-    lo: float
-    hi: float
-    p: float
-
-
-def seed_ols(df: pd.DataFrame, metric: str, terms: Mapping[str, np.ndarray]) -> Any:
-    """OLS of ``metric`` on the named ``terms`` plus one intercept per seed (the seeds pair)."""
-    seeds = pd.get_dummies(df["seed"].astype(str), prefix=SEED_PREFIX[:-1], prefix_sep="=")
-    seeds = seeds.astype(float)
-    x = pd.concat([seeds.reset_index(drop=True), pd.DataFrame(dict(terms))], axis=1)
-    return sm.OLS(df[metric].to_numpy(float), x).fit()
-
-
-def _estimate(fit: Any, contrast: Mapping[str, float], alpha: float = 0.05) -> Estimate:
-    """A linear combination of a fit's coefficients, with its t interval (1 - alpha)."""
-    vec = np.array([contrast.get(name, 0.0) for name in fit.model.exog_names])
-    t = fit.t_test(vec)
-    lo, hi = np.asarray(t.conf_int(alpha=alpha)).ravel()
-    return Estimate(
-        float(np.ravel(t.effect)[0]), float(lo), float(hi), float(np.ravel(t.pvalue)[0])
-    )
-
-
 # --- the four analyses ---------------------------------------------------------------------------
 
 #: squeeze positions from early to late (principle 1: "especially early")
@@ -175,7 +64,11 @@ SPEED_MARGIN = 0.5
 
 
 def principle1(
-    runs: pd.DataFrame, curves: pd.DataFrame | None = None, *, metric: str = "test_top1"
+    runs: pd.DataFrame,
+    curves: pd.DataFrame | None = None,
+    *,
+    metric: str = "test_top1",
+    level: float = 0.95,
 ) -> PrincipleResult:
     """Accuracy against a squeeze's ratio and place (or the smallest representation size).
 
@@ -186,37 +79,39 @@ def principle1(
     early, both at 95%; disagrees when either points the other way; smaller than claimed when it
     hurts but not especially early: the interaction's 90% interval inside the claim's margin
     (TOST, in pt per halving). Otherwise facts ``slope``: accuracy on log2(min_repr).
+    ``level``: of the intervals (two-sided; the TOST's is 1 - 2 (1 - level)).
     """
     if "squeeze_at" in runs.columns and (runs["squeeze_at"].fillna("none") != "none").any():
-        return _squeeze_design(runs, metric)
-    df = _complete(runs, "min_repr", metric)
+        return _squeeze_design(runs, metric, 1.0 - level)
+    df = complete_runs(runs, "min_repr", metric)
     df = df[df["min_repr"] > 0]
     if "grid_reduction" not in df.columns:
         df["grid_reduction"] = ""
     keys = ("grid_reduction", "min_repr", "variant")
-    slope = bootstrap_slope(np.log2(df["min_repr"].to_numpy(float)), df[metric], df["seed"])
+    x = np.log2(df["min_repr"].to_numpy(float))
+    slope = bootstrap_slope(x, df[metric], df["seed"], level=level)
     evidence = judge("better", slope.lo, slope.hi)
     return PrincipleResult(
-        1, evidence, _per_config(df, keys, [metric]), keys, metric, {"slope": slope}
+        1, evidence, per_config(df, keys, [metric]), keys, metric, {"slope": slope}
     )
 
 
-def _squeeze_design(runs: pd.DataFrame, metric: str) -> PrincipleResult:
-    df = _complete(runs, "squeeze_at", "squeeze_ratio", metric).reset_index(drop=True)
+def _squeeze_design(runs: pd.DataFrame, metric: str, alpha: float) -> PrincipleResult:
+    df = complete_runs(runs, "squeeze_at", "squeeze_ratio", metric).reset_index(drop=True)
     df["squeeze_at"] = df["squeeze_at"].fillna("none")
     places = [p for p in SQUEEZE_ORDER if (df["squeeze_at"] == p).any()]
     halvings = -np.log2(df["squeeze_ratio"].to_numpy(float))  # 0 for the unsqueezed baseline
     terms = {p: halvings * (df["squeeze_at"] == p).to_numpy(float) for p in places}
     keys = ("squeeze_at", "squeeze_ratio")
-    per = _per_config(df, keys, [metric])
+    per = per_config(df, keys, [metric])
     if len(places) < 2 or df["seed"].nunique() < 2:
         return PrincipleResult(1, "inconclusive", per, keys, metric, {"n_places": len(places)})
     fit = seed_ols(df, metric, terms)
     # the model's slope is accuracy per halving; the principle's loss per halving is its negative
-    slopes = {p: _estimate(fit, {p: -1.0}) for p in places}
-    mean = _estimate(fit, {p: -1.0 / len(places) for p in places})
+    slopes = {p: estimate(fit, {p: -1.0}, alpha) for p in places}
+    mean = estimate(fit, {p: -1.0 / len(places) for p in places}, alpha)
     contrast = {places[0]: -1.0, places[-1]: 1.0}
-    inter, inter90 = _estimate(fit, contrast), _estimate(fit, contrast, alpha=0.10)
+    inter, inter90 = estimate(fit, contrast, alpha), estimate(fit, contrast, 2 * alpha)
     margin = get_claim("principle1").margin
     if mean.lo > 0 and inter.lo > 0:
         evidence = "agrees"
@@ -275,7 +170,7 @@ def principle2(
     facts gain ``anytime``.
     """
     width = "coarse_width" if "coarse_width" in runs.columns else "width_mult"
-    df = _complete(runs, width, metric)
+    df = complete_runs(runs, width, metric)
     if curves is None or not {"run_key", "epoch", curve} <= set(curves.columns):
         curves = pd.DataFrame(columns=["run_key", "epoch", curve])
     given = threshold is not None
@@ -297,7 +192,7 @@ def principle2(
     evidence = judge("worse", speed.lo, speed.hi)  # fewer epochs when wider: a negative slope
     facts = {"width": width, "curve": curve, "threshold": threshold, "speed": speed, "final": final}
     return PrincipleResult(
-        2, evidence, _per_config(df, keys, ["epochs", metric]), keys, metric, facts
+        2, evidence, per_config(df, keys, ["epochs", metric]), keys, metric, facts
     )
 
 
@@ -321,13 +216,13 @@ def _paired_speed(
     sequential: bool = False,
 ) -> PrincipleResult:
     exp, plain = (df[df["coarse_module"] == m] for m in ("expanded", "plain"))
-    final = _paired(exp, plain, metric)
+    final = paired(exp, plain, metric)
     if sequential:
         # looked at after every round: a fixed-design t/TOST would overstate the evidence
-        speed, tost_p = _anytime_by_seed(exp, plain, "epochs", SPEED_MARGIN)
+        speed, tost_p = anytime_by_seed(exp, plain, "epochs", SPEED_MARGIN)
     else:
-        speed = _paired(exp, plain, "epochs")
-        tost_p = _tost_by_seed(exp, plain, "epochs", SPEED_MARGIN)
+        speed = paired(exp, plain, "epochs")
+        tost_p = tost_by_seed(exp, plain, "epochs", SPEED_MARGIN)
     evidence = judge("worse", speed.lo, speed.hi)  # fewer epochs for the expanded bank
     if evidence == "inconclusive" and tost_p < 0.05:
         evidence = "equivalent"  # "trains faster" ruled out beyond what the curves resolve
@@ -343,12 +238,16 @@ def _paired_speed(
         "anytime": sequential,
         "curve_band": curve_band(curves, df, "coarse_module", curve),
     }
-    per = _per_config(df, keys, ["epochs", metric])
+    per = per_config(df, keys, ["epochs", metric])
     return PrincipleResult(2, evidence, per, keys, metric, facts)
 
 
 def principle3(
-    runs: pd.DataFrame, curves: pd.DataFrame | None = None, *, metric: str = "test_top1"
+    runs: pd.DataFrame,
+    curves: pd.DataFrame | None = None,
+    *,
+    metric: str = "test_top1",
+    level: float = 0.95,
 ) -> PrincipleResult:
     """Accuracy and MACs against the 1x1 reduction ratio before spatial convolutions.
 
@@ -360,18 +259,18 @@ def principle3(
     ratio to the 90% t interval of its paired difference (the one TOST puts inside the
     margin). Agrees when some reduced ratio is equivalent to the weakest reduction; disagrees
     when the mildest reduction is worse by more than the margin (one-sided, Holm); at equal MACs
-    the net is widened.
+    the net is widened. ``level``: of the intervals; the tests run at 1 - level.
     """
-    df = _complete(runs, "reduce_ratio", metric)
+    df = complete_runs(runs, "reduce_ratio", metric)
     keys = ("reduce_ratio",)
-    per = _per_config(df, keys, [metric])
+    per = per_config(df, keys, [metric])
     if len(per) < 4:
         return PrincipleResult(3, "inconclusive", per, keys, metric)
     margin = get_claim("principle3").margin
     if df["macs"].nunique() > 1 and per["macs"].max() / per["macs"].min() < 1.15:
-        return _tost_design(df, per, keys, metric, margin)
+        return _tost_design(df, per, keys, metric, margin, 1.0 - level)
     low, high = per["reduce_ratio"].iloc[0], per["reduce_ratio"].iloc[-1]
-    diff = _paired(df[df["reduce_ratio"] == low], df[df["reduce_ratio"] == high], metric)
+    diff = paired(df[df["reduce_ratio"] == low], df[df["reduce_ratio"] == high], metric, level)
     facts = {
         "low": low,
         "high": high,
@@ -383,7 +282,12 @@ def principle3(
 
 
 def _tost_design(
-    df: pd.DataFrame, per: pd.DataFrame, keys: tuple[str, ...], metric: str, margin: float
+    df: pd.DataFrame,
+    per: pd.DataFrame,
+    keys: tuple[str, ...],
+    metric: str,
+    margin: float,
+    alpha: float = 0.05,
 ) -> PrincipleResult:
     """Principle 3 at equal MACs: which reduced ratios are equivalent to the weakest one."""
     high = float(per["reduce_ratio"].iloc[-1])
@@ -391,20 +295,21 @@ def _tost_design(
     rows, p_equiv, p_worse, ci90 = [], [], [], {}
     for ratio in per["reduce_ratio"].iloc[:-1]:
         mine = df[df["reduce_ratio"] == ratio]
-        a, b = _by_seed(mine, ref, metric)
-        rows.append((float(ratio), _paired(mine, ref, metric)))
-        ci90[float(ratio)] = mean_ci(a - b, 0.90)[1:]  # TOST at 5% = this 90% interval in +-margin
+        a, b = by_seed(mine, ref, metric)
+        rows.append((float(ratio), paired(mine, ref, metric, 1.0 - alpha)))
+        # TOST at alpha = this 1 - 2 alpha interval inside +-margin
+        ci90[float(ratio)] = mean_ci(a - b, 1.0 - 2 * alpha)[1:]
         p_equiv.append(ttost_paired(a, b, -margin, margin)[0] if len(a) >= 2 else 1.0)
         # one-sided: is the reduction worse than the margin?
         worse = stats.ttest_1samp(a - b, -margin, alternative="less").pvalue if len(a) >= 2 else 1.0
         p_worse.append(float(worse) if math.isfinite(worse) else 1.0)
     adj_eq = multipletests(p_equiv, method="holm")[1]
     adj_worse = multipletests(p_worse, method="holm")[1]
-    tost = [(r, d, float(p), bool(p < 0.05)) for (r, d), p in zip(rows, adj_eq, strict=True)]
+    tost = [(r, d, float(p), bool(p < alpha)) for (r, d), p in zip(rows, adj_eq, strict=True)]
     equivalent = [r for r, _, _, ok in tost if ok]
     if equivalent:
         evidence = "agrees"
-    elif adj_worse[-1] < 0.05:  # the mildest reduction loses more than the margin
+    elif adj_worse[-1] < alpha:  # the mildest reduction loses more than the margin
         evidence = "disagrees"
     else:
         evidence = "inconclusive"
@@ -428,21 +333,23 @@ def principle4(
     *,
     metric: str = "test_top1",
     tolerance: float = 0.02,
+    level: float = 0.95,
 ) -> PrincipleResult:
     """Iso-MAC depth/width family: accuracy against depth, points off the MAC budget flagged.
 
     ``per`` adds ``macs_dev`` (MACs / family median - 1) and ``flag`` (|macs_dev| above
     ``tolerance``). facts: ``tolerance``, ``vertex`` (``_vertex`` on the unflagged depths) and
-    ``balance``'s facts on the unflagged points.
+    ``balance``'s facts on the unflagged points; ``level``: of every interval.
     """
-    df = _complete(runs, "depth_mult", "width_mult", "macs", metric)
+    df = complete_runs(runs, "depth_mult", "width_mult", "macs", metric)
     keys = ("depth_mult", "width_mult")
-    per = _per_config(df, keys, [metric])
+    per = per_config(df, keys, [metric])
     per["macs_dev"] = per["macs"] / per["macs"].median() - 1.0
     per["flag"] = per["macs_dev"].abs() > tolerance
-    evidence, facts = balance(df, per[~per["flag"]], metric)
+    evidence, facts = balance(df, per[~per["flag"]], metric, level)
     on_budget = per[~per["flag"]]["depth_mult"]
-    vertex = _vertex(df[df["depth_mult"].isin(on_budget)].reset_index(drop=True), metric)
+    on = df[df["depth_mult"].isin(on_budget)].reset_index(drop=True)
+    vertex = _vertex(on, metric, level)
     # each member's learning rate, where the study chose one per member (tune_grid)
     lrs = (
         runs[runs["status"] == "complete"].groupby("depth_mult")["lr"].first().to_dict()
@@ -460,7 +367,7 @@ def principle4(
     )
 
 
-def _vertex(df: pd.DataFrame, metric: str) -> dict[str, Any] | None:
+def _vertex(df: pd.DataFrame, metric: str, level: float = 0.95) -> dict[str, Any] | None:
     """Quadratic in log2(depth) with seed intercepts: curvature and the best depth (delta method).
 
     None with fewer than 4 depths or 2 seeds. ``depth`` is the vertex as a depth multiplier (an
@@ -471,17 +378,19 @@ def _vertex(df: pd.DataFrame, metric: str) -> dict[str, Any] | None:
     ld = np.log2(df["depth_mult"].to_numpy(float))
     fit = seed_ols(df, metric, {"l": ld, "l2": ld**2})
     b1, b2 = fit.params["l"], fit.params["l2"]
-    curvature = _estimate(fit, {"l2": 1.0})
+    curvature = estimate(fit, {"l2": 1.0}, 1.0 - level)
     cov = fit.cov_params().loc[["l", "l2"], ["l", "l2"]].to_numpy()
     # d(-b1 / 2 b2) / d(b1, b2) = (-1 / 2 b2, b1 / 2 b2^2)
     grad = np.array([-1 / (2 * b2), b1 / (2 * b2**2)])
     v, se = -b1 / (2 * b2), math.sqrt(float(grad @ cov @ grad))
-    half = float(stats.t.ppf(0.975, fit.df_resid)) * se
+    half = float(stats.t.ppf(0.5 + level / 2, fit.df_resid)) * se
     depth = Estimate(2.0**v, 2.0 ** (v - half), 2.0 ** (v + half), math.nan)
     return {"curvature": curvature, "depth": depth, "fit": fit}
 
 
-def balance(df: pd.DataFrame, per: pd.DataFrame, metric: str) -> tuple[str, dict[str, Any]]:
+def balance(
+    df: pd.DataFrame, per: pd.DataFrame, metric: str, level: float = 0.95
+) -> tuple[str, dict[str, Any]]:
     """Agrees when an interior depth beats both extremes; disagrees when an extreme beats all.
 
     ``per`` is the iso-MAC family sorted by depth. An interior winner is tested against both
@@ -503,7 +412,7 @@ def balance(df: pd.DataFrame, per: pd.DataFrame, metric: str) -> tuple[str, dict
         d, w = config(i)
         return df[(df["depth_mult"] == d) & (df["width_mult"] == w)]
 
-    parts = [(config(r), _paired(runs_of(best), runs_of(r), metric)) for r in rivals]
+    parts = [(config(r), paired(runs_of(best), runs_of(r), metric, level)) for r in rivals]
     if all(judge("better", p.lo, p.hi) == "agrees" for _, p in parts):
         evidence = "agrees" if interior else "disagrees"
     else:

@@ -26,6 +26,7 @@ single look it is the t-test's own p. Holm adjusts these across the rows of a re
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -37,6 +38,7 @@ __all__ = [
     "EXTENSION_COST",
     "PATHS",
     "boundaries",
+    "calibrated_levels",
     "nominal_levels",
     "planned_looks",
     "repeated_p",
@@ -193,6 +195,26 @@ def repeated_p_many(p: np.ndarray, looks: Sequence[int], sides: int = 2) -> np.n
     null = _null(ns, sides)
     # Monte Carlo p: the share of null studies whose normal-theory repeated p is as small
     return np.minimum(1.0, (np.searchsorted(null, normal, side="right") + 1) / (null.size + 1))
+
+
+def calibrated_levels(looks: Sequence[int], alpha: float = 0.05, sides: int = 2) -> np.ndarray:
+    """Per planned look, the p-value at or below which it rejects under the calibrated design.
+
+    ``repeated_p`` <= alpha exactly when some look's p lies at or below its level here: the
+    nominal levels of the total alpha whose normal-theory repeated p the calibration maps to
+    ``alpha``. For a test that is not one paired t-test (a principle's composite of intervals),
+    running it at look k at this level spends alpha as the claim rows do.
+    """
+    _check_sides(sides)
+    ns = planned_looks(looks)
+    if len(ns) == 1:
+        return np.array([float(alpha)])
+    null = _null(ns, sides)
+    # calibrated p = (#null <= q + 1) / (PATHS + 1) <= alpha for q up to the m-th null value
+    m = int(math.floor(alpha * (PATHS + 1))) - 1
+    if m < 1:
+        raise ValueError(f"alpha {alpha!r} is below what {PATHS} simulated studies resolve")
+    return nominal_levels(ns, float(null[m - 1]), sides)
 
 
 def repeated_p(p_by_look: Sequence[float], looks: Sequence[int], sides: int = 2) -> float:

@@ -165,11 +165,13 @@ def plot_tost(
     margin: float,
     metric: str,
     caption: str,
+    levels: tuple[str, str] = ("95", "90"),
 ) -> Path:
     """Principle 3: each reduced ratio's paired difference against ``reference``, equivalence.
 
     ``rows``: ratio, mean, lo, hi (95%), lo90, hi90 (90%: TOST at 5% is this interval inside
-    the margin), p (Holm-adjusted TOST p-value) and equivalent.
+    the margin), p (Holm-adjusted TOST p-value) and equivalent. ``levels``: the two intervals'
+    confidence in % as shown, where a sequential look sets other levels than 95 / 90.
     """
     fig, (ax,) = new_figure(width=WIDTH)
     ax.axhspan(-margin, margin, color="tab:blue", alpha=0.1)
@@ -198,8 +200,8 @@ def plot_tost(
     labels = [
         f"reference r = {fmt('setting', reference)} (difference 0 by definition)",
         f"equivalence margin \u00b1{fmt('setting', margin)} pt",
-        "paired mean, 95% CI",
-        "90% CI (TOST: inside the margin = equivalent)",
+        f"paired mean, {levels[0]}% CI",
+        f"{levels[1]}% CI (TOST: inside the margin = equivalent)",
         "equivalent (Holm across ratios)",
     ]
     _log2_axis(

@@ -19,13 +19,13 @@ import pandas as pd
 from archlab import __version__
 from archlab.analysis.bands import quadratic_band, squeeze_band
 from archlab.analysis.claims import combine
+from archlab.analysis.principle_looks import LOOK_FACT, judge_over_looks
 from archlab.analysis.principles import (
     SEQUENTIAL_FORMS,
     SQUEEZE_ORDER,
     Estimate,
     Paired,
     PrincipleResult,
-    analyze,
     principle_number,
 )
 from archlab.analysis.stats import SlopeResult
@@ -79,10 +79,22 @@ def run_principle(
 ) -> Rendered:
     """Analyse principle ``n`` on ``runs`` (and ``curves``), draw its plot into ``out_dir``.
 
-    ``options`` go to the analysis (``metric``; ``threshold`` for 2, ``tolerance`` for 4).
+    ``options`` go to the analysis (``metric``; ``threshold`` for 2, ``tolerance`` for 4; the
+    study's planned ``looks`` and sequential ``method``: ``judge_over_looks``).
     """
-    result = analyze(n, runs, curves, **options)
-    return _RENDER[n](result, caption_from(runs), Path(out_dir))
+    result = judge_over_looks(n, runs, curves, **options)
+    rendered = _RENDER[n](result, caption_from(runs), Path(out_dir))
+    look = result.facts.get(LOOK_FACT)
+    if not look:
+        return rendered
+    # the intervals in the sentence are at the look's level, not 95%: say so
+    when = "decided" if look["decided"] else "still open"
+    note = (
+        f" ({when} at look {look['look']} of {look['of']} planned, {look['seeds']} seeds: "
+        f"intervals and tests at that look's group-sequential level, "
+        f"{fmt('percent', 100 * (1 - look['level']))}% confidence)"
+    )
+    return rendered._replace(verdict=rendered.verdict + note)
 
 
 def evidence_of(verdict: str) -> str:
@@ -124,10 +136,22 @@ def _points(per: pd.DataFrame, x: str, metric: str, **extra: Any) -> pd.DataFram
     return pts.assign(**extra)
 
 
-def _slope_text(res: SlopeResult, unit: str, quantity: str = "accuracy") -> str:
+def _levels(res: PrincipleResult) -> tuple[str, str]:
+    """The confidence (%) of a result's intervals and of its TOST intervals, as shown."""
+    look = res.facts.get(LOOK_FACT)
+    alpha = float(look["level"]) if look else 0.05
+
+    def pct(a: float) -> str:
+        text = fmt("percent", 100 * (1 - a))
+        return text.removesuffix(".0")
+
+    return pct(alpha), pct(2 * alpha)
+
+
+def _slope_text(res: SlopeResult, unit: str, quantity: str = "accuracy", level: str = "95") -> str:
     slope, lo, hi = (fmt(quantity, v, sign=True) for v in (res.slope, res.lo, res.hi))
     return (
-        f"slope {slope} {unit}, 95% CI [{lo}, {hi}] (union of seed bootstrap and t over "
+        f"slope {slope} {unit}, {level}% CI [{lo}, {hi}] (union of seed bootstrap and t over "
         f"per-seed slopes), r = {fmt('correlation', res.r)}, {res.n_points} runs over "
         f"{res.n_clusters} seeds"
     )
@@ -175,7 +199,7 @@ def _render1(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
         logx=True,
     )
     unit = "pt per doubling of the smallest representation"
-    verdict = f"{res.evidence}: " + _slope_text(res.facts["slope"], unit)
+    verdict = f"{res.evidence}: " + _slope_text(res.facts["slope"], unit, level=_levels(res)[0])
     detail = _detail(per, res.keys, {metric: metric_label(metric)})
     return Rendered(path, verdict, detail, MISSING[1])
 
@@ -200,8 +224,9 @@ def _render1_squeeze(res: PrincipleResult, caption: str, out_dir: Path) -> Rende
         lacks = "fitted lines: need 2 squeeze places and 2 seeds"
         return Rendered(path, verdict, detail, lacks)
     slopes = "; ".join(f"{p}: {_estimate_text(e)}" for p, e in f["slopes"].items())
+    conf, tost = _levels(res)
     verdict = (
-        f"{res.evidence}: loss per halving of the channels kept, by place (95% CI): {slopes}; "
+        f"{res.evidence}: loss per halving of the channels kept, by place ({conf}% CI): {slopes}; "
         f"average {_estimate_text(f['mean'])}; early ({f['places'][0]}) minus late "
         f"({f['places'][-1]}): {_estimate_text(f['early_minus_late'])} (OLS with seed "
         "intercepts; agrees when the average and the early-minus-late difference are both "
@@ -211,7 +236,7 @@ def _render1_squeeze(res: PrincipleResult, caption: str, out_dir: Path) -> Rende
         i90 = f["early_minus_late_90"]
         verdict += (
             f"; smaller than claimed when the squeeze hurts but early minus late lies inside "
-            f"±{fmt('accuracy', f['margin'])} pt per halving at 90% "
+            f"±{fmt('accuracy', f['margin'])} pt per halving at {tost}% "
             f"([{fmt('accuracy', i90.lo, sign=True)}, {fmt('accuracy', i90.hi, sign=True)}])"
         )
     verdict += ")"
@@ -297,6 +322,7 @@ def _render3(res: PrincipleResult, caption: str, out_dir: Path) -> Rendered:
             margin=f["margin"],
             metric=metric,
             caption=caption,
+            levels=_levels(res),
         )
         parts = "; ".join(
             f"r={fmt('setting', r)}: {_diff_text(d)}, TOST p={fmt('p_value', p)}"
@@ -506,15 +532,18 @@ def principle_of(
     n = principle_number(kind)
     if n is None:
         return None
-    options = {**(meta.get("analysis") or {}), "sequential": bool(meta.get("looks"))}
+    record = meta.get("until_decided") or {}
+    method = str(record.get("method", "planned"))
+    options = {**(meta.get("analysis") or {}), "looks": meta.get("looks"), "method": method}
     rendered = run_principle(n, runs, curves, out_dir, **options)
-    return _looked_at(rendered, n, meta.get("until_decided") or {})
+    return _looked_at(rendered, n, record, method)
 
 
-def _looked_at(rendered: Rendered, n: int, record: Mapping[str, Any]) -> Rendered:
+def _looked_at(rendered: Rendered, n: int, record: Mapping[str, Any], method: str) -> Rendered:
     """The verdict, with a caveat where seeds were added for it and it has no anytime form."""
     looks = sum(1 for r in record.get("rounds") or [] if r.get("principle_open"))
-    if not looks or n in SEQUENTIAL_FORMS:
+    # planned looks spend alpha over the plan (judge_over_looks); anytime studies have no plan
+    if not looks or n in SEQUENTIAL_FORMS or method != "anytime":
         return rendered
     caveat = (
         f" (read as a fixed design, though seeds were added for it after {looks} "

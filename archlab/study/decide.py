@@ -109,9 +109,19 @@ def evaluate(
     )
 
 
-def principle_open(study_def: StudyDef, runs: pd.DataFrame, curves: pd.DataFrame) -> bool:
-    """Whether a principle study's own verdict (its analysis over every cell) is still open."""
-    from archlab.analysis.principles import analyze, principle_number
+def principle_open(
+    study_def: StudyDef,
+    runs: pd.DataFrame,
+    curves: pd.DataFrame,
+    looks: Sequence[int] | None = None,
+    method: str = "planned",
+) -> bool:
+    """Whether a principle study's own verdict (its analysis over every cell) is still open.
+
+    Judged as the report judges it: over the study's planned ``looks`` (``judge_over_looks``).
+    """
+    from archlab.analysis.principle_looks import judge_over_looks
+    from archlab.analysis.principles import principle_number
     from archlab.analysis.stats import prepare_runs
 
     n = principle_number(study_def.kind)
@@ -119,7 +129,10 @@ def principle_open(study_def: StudyDef, runs: pd.DataFrame, curves: pd.DataFrame
         return False
     if runs.empty:
         return True
-    result = analyze(n, prepare_runs(runs), curves, **dict(study_def.analysis), sequential=True)
+    options = dict(study_def.analysis)
+    result = judge_over_looks(
+        n, prepare_runs(runs), curves, looks=looks or None, method=method, **options
+    )
     return result.evidence == "inconclusive"
 
 
@@ -291,7 +304,7 @@ class _Loop:
         table = evaluate(self.study_def.claims, runs, curves, self.looks, stopped, self.method)
         pairs = open_comparisons(table, stopped)
         if self.study_def.kind in self.study_def.claims and principle_open(
-            self.study_def, runs, curves
+            self.study_def, runs, curves, self.looks, self.method
         ):
             pairs.add(EVERY_CELL)
         return pairs

@@ -1,0 +1,156 @@
+"""The parts every principle analysis shares: result types, seed pairing, the seed-intercept OLS.
+
+``archlab.analysis.principles`` builds the four analyses from these; the types are re-exported
+there. Pairing is on seed: two configurations' runs of one seed share data order and start.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from statsmodels.stats.weightstats import ttost_paired
+
+from archlab.analysis.anytime import confidence_sequence, seed_looks
+from archlab.analysis.anytime import p_values as anytime_p_values
+from archlab.analysis.bands import SEED_PREFIX
+from archlab.analysis.stats import mean_ci, paired_diff, prepare_runs
+
+__all__ = [
+    "Estimate",
+    "Paired",
+    "PrincipleResult",
+    "anytime_by_seed",
+    "by_seed",
+    "complete_runs",
+    "estimate",
+    "paired",
+    "per_config",
+    "seed_ols",
+    "tost_by_seed",
+]
+
+
+@dataclass(frozen=True)
+class Paired:
+    """A paired difference a - b over seeds: mean, the union of bootstrap and t intervals, n."""
+
+    mean: float
+    lo: float
+    hi: float
+    n: int
+
+
+@dataclass(frozen=True)
+class PrincipleResult:
+    """What one principle analysis found.
+
+    ``per`` has one row per configuration: the ``keys`` columns, ``n`` runs, median ``macs``
+    and, per analysed column m, ``m_mean``, ``m_lo``, ``m_hi`` (95% t interval) and
+    ``m_missing``. ``facts`` holds the numbers the verdict quotes; its keys are per principle
+    (see each analysis).
+    """
+
+    principle: int
+    evidence: str
+    per: pd.DataFrame
+    keys: tuple[str, ...]
+    metric: str
+    facts: Mapping[str, Any] = field(default_factory=dict)
+
+
+# --- shared steps --------------------------------------------------------------------------------
+
+
+def complete_runs(runs: pd.DataFrame, *cols: str) -> pd.DataFrame:
+    """Complete runs with every named column present and known."""
+    df = prepare_runs(runs)
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise ValueError(f"the runs table lacks column(s) {', '.join(missing)}")
+    return df[df["status"] == "complete"].dropna(subset=list(cols)).copy()
+
+
+def per_config(df: pd.DataFrame, keys: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:
+    """Per configuration: run count, median MACs, mean/CI and missing count of each metric."""
+    rows = []
+    for key, g in df.groupby(list(keys), sort=True, dropna=False):
+        row: dict[str, Any] = dict(zip(keys, key, strict=True))
+        row["n"] = len(g)
+        row["macs"] = float(g["macs"].median()) if "macs" in g else math.nan
+        for m in metrics:
+            row[f"{m}_mean"], row[f"{m}_lo"], row[f"{m}_hi"] = mean_ci(g[m])
+            row[f"{m}_missing"] = int(g[m].isna().sum())
+        rows.append(row)
+    stats = ("mean", "lo", "hi", "missing")
+    cols = [*keys, "n", "macs", *(f"{m}_{s}" for m in metrics for s in stats)]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def by_seed(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-seed means of ``metric`` in ``a`` and ``b`` on the seeds both have, aligned."""
+    sa, sb = a.groupby("seed")[metric].mean(), b.groupby("seed")[metric].mean()
+    seeds = sa.index.intersection(sb.index)
+    return sa[seeds].to_numpy(float), sb[seeds].to_numpy(float)
+
+
+def paired(a: pd.DataFrame, b: pd.DataFrame, metric: str, level: float = 0.95) -> Paired:
+    """Mean and the union of bootstrap and t intervals of a - b, paired on seed."""
+    r = paired_diff(*by_seed(a, b, metric), n_boot=4000, level=level)
+    return Paired(r.mean_diff, min(r.ci_lo, r.t_lo), max(r.ci_hi, r.t_hi), r.n)
+
+
+def anytime_by_seed(
+    a: pd.DataFrame, b: pd.DataFrame, metric: str, margin: float
+) -> tuple[Paired, float]:
+    """a - b over seeds in seed order as an anytime-valid 95% confidence sequence, TOST p."""
+    x, y = by_seed(a, b, metric)
+    both = np.isfinite(x) & np.isfinite(y)
+    d = (x - y)[both]  # _by_seed aligns on the seeds' index, in seed order
+    looks = seed_looks(d)
+    if not looks:
+        return Paired(math.nan, math.nan, math.nan, 0), 1.0
+    lo, hi = confidence_sequence(looks)
+    return Paired(looks[-1].mean, lo, hi, d.size), anytime_p_values(looks, margin, None)[1]
+
+
+def tost_by_seed(a: pd.DataFrame, b: pd.DataFrame, metric: str, margin: float) -> float:
+    """Two one-sided tests of a - b (paired on seeds where both have a value) inside +-margin."""
+    x, y = by_seed(a, b, metric)
+    both = np.isfinite(x) & np.isfinite(y)  # the seeds paired_diff keeps too
+    if both.sum() < 2:
+        return 1.0
+    return float(ttost_paired(x[both], y[both], -margin, margin)[0])
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A fitted quantity with its 95% interval and two-sided p-value."""
+
+    value: float
+    lo: float
+    hi: float
+    p: float
+
+
+def seed_ols(df: pd.DataFrame, metric: str, terms: Mapping[str, np.ndarray]) -> Any:
+    """OLS of ``metric`` on the named ``terms`` plus one intercept per seed (the seeds pair)."""
+    seeds = pd.get_dummies(df["seed"].astype(str), prefix=SEED_PREFIX[:-1], prefix_sep="=")
+    seeds = seeds.astype(float)
+    x = pd.concat([seeds.reset_index(drop=True), pd.DataFrame(dict(terms))], axis=1)
+    return sm.OLS(df[metric].to_numpy(float), x).fit()
+
+
+def estimate(fit: Any, contrast: Mapping[str, float], alpha: float = 0.05) -> Estimate:
+    """A linear combination of a fit's coefficients, with its t interval (1 - alpha)."""
+    vec = np.array([contrast.get(name, 0.0) for name in fit.model.exog_names])
+    t = fit.t_test(vec)
+    lo, hi = np.asarray(t.conf_int(alpha=alpha)).ravel()
+    return Estimate(
+        float(np.ravel(t.effect)[0]), float(lo), float(hi), float(np.ravel(t.pvalue)[0])
+    )
