@@ -7,6 +7,7 @@ from scipy import stats
 
 from archlab.analysis.sequential import (
     boundaries,
+    calibrated_levels,
     nominal_levels,
     repeated_p,
     repeated_p_many,
@@ -78,3 +79,18 @@ def test_repeated_p_only_falls_as_looks_are_added_and_stays_in_range() -> None:
 def test_bad_designs_are_named(call: object, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         call()  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("looks", [[5], [3, 4, 5, 6], [5, 6, 7, 8, 9, 10]])
+def test_calibrated_levels_are_where_the_repeated_p_crosses_alpha(looks) -> None:
+    """A p just under a look's level makes the repeated p reach 5%; just over it does not."""
+    levels = calibrated_levels(looks)
+    assert len(levels) == len(looks)
+    for j, level in enumerate(levels):
+        p = [1.0] * j
+        assert repeated_p([*p, level * 0.99], looks) <= 0.05 < repeated_p([*p, level * 1.01], looks)
+    if len(looks) > 1:
+        # the calibration for t-tests asks a little more than the normal theory
+        assert (levels < nominal_levels(looks, 0.05)).all()
+    else:
+        assert levels[0] == 0.05
