@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from archlab.analysis.principle_looks import LOOK_FACT, common_seeds, judge_over_looks
-from archlab.analysis.principles import PRINCIPLES, SEQUENTIAL_FORMS, analyze
+from archlab.analysis.principles import LEVELLED, PRINCIPLES, analyze
 from archlab.analysis.sequential import calibrated_levels
 from tests.test_principles import SQUEEZE
 
@@ -74,14 +74,17 @@ def test_seeds_missing_in_any_variant_are_not_looked_at() -> None:
     assert res.facts[LOOK_FACT]["seeds"] == 5
 
 
-def test_without_an_anytime_form_an_anytime_study_reads_it_as_a_fixed_design() -> None:
+def test_an_anytime_study_reads_every_interval_as_a_confidence_sequence() -> None:
     runs = _squeeze_runs(0.5, 0.3, SEEDS, np.random.default_rng(4))
     planned = judge_over_looks(1, runs, looks=[4, 8], method="planned")
     anytime = judge_over_looks(1, runs, looks=[4, 8], method="anytime")
-    assert LOOK_FACT in planned.facts
-    assert LOOK_FACT not in anytime.facts  # the report adds its caveat
-    assert anytime.facts["mean"] == analyze(1, runs).facts["mean"]
-    assert 1 not in SEQUENTIAL_FORMS and set(SEQUENTIAL_FORMS) < set(PRINCIPLES)
+    assert LOOK_FACT in planned.facts and not planned.facts["anytime"]
+    assert LOOK_FACT not in anytime.facts and anytime.facts["anytime"]
+    fixed = analyze(1, runs).facts["mean"]
+    seq = anytime.facts["mean"]
+    assert seq.value == pytest.approx(fixed.value)  # balanced: the seeds' fits average to it
+    assert seq.lo < fixed.lo and fixed.hi < seq.hi  # and the sequence is wider
+    assert set(LEVELLED) == set(PRINCIPLES) - {2}
 
 
 def test_principle2_uses_its_anytime_form_under_planned_looks() -> None:

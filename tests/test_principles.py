@@ -191,3 +191,73 @@ def _speed_study(faster: float, noise: float) -> tuple[pd.DataFrame, pd.DataFram
         for e in range(1, 11)
     )
     return runs, curves
+
+
+def _seeded(cells: list[dict], effect, seeds: int, sd: float = 0.3) -> pd.DataFrame:
+    """Like ``_runs`` over ``seeds`` seeds, with independent noise per run."""
+    rng = np.random.default_rng(7)
+    rows = [
+        {
+            **c,
+            "variant": ",".join(f"{k}={v}" for k, v in c.items()),
+            "seed": seed,
+            "status": "complete",
+            "macs": 40e6,
+            "run_key": f"{c}-{seed}",
+            "test_top1": 90 + effect(c) + 0.3 * seed + rng.normal(0, sd),
+        }
+        for c in cells
+        for seed in range(seeds)
+    ]
+    return pd.DataFrame(rows)
+
+
+def _squeeze_loss(loss: dict):
+    return lambda c: -loss.get(c["squeeze_at"], 0.0) * -np.log2(c["squeeze_ratio"])
+
+
+DEPTHS = [{"depth_mult": d, "width_mult": 1.0 / d**0.5} for d in (0.5, 1.0, 1.5, 2.0, 3.0)]
+
+
+@pytest.mark.parametrize(
+    ("n", "cells", "effect", "evidence"),
+    [
+        (1, SQUEEZE, _squeeze_loss({"stem": 1.0, "stage_a": 0.6, "stage_b": 0.2}), "agrees"),
+        (1, SQUEEZE, _squeeze_loss({"stem": 0.2, "stage_a": 0.6, "stage_b": 1.0}), "disagrees"),
+        (3, REDUCE, lambda c: -{0.125: 3.0, 0.25: 0.1}.get(c["reduce_ratio"], 0.0), "agrees"),
+        (
+            3,
+            REDUCE,
+            lambda c: -{0.125: 3.0, 0.25: 2.5, 0.5: 2.0}.get(c["reduce_ratio"], 0.0),
+            "disagrees",
+        ),  # fmt: skip
+        (4, DEPTHS, lambda c: -1.5 * (c["depth_mult"] != 1.0), "agrees"),  # interior best
+        (4, DEPTHS, lambda c: -0.8 * c["depth_mult"], "disagrees"),  # shallowest best
+    ],
+)
+def test_each_anytime_form_decides_with_seeds_and_not_with_five(n, cells, effect, evidence):
+    """Anytime-valid principle verdicts: decided on 16 seeds, never on 5 (the sequence is open)."""
+
+    def runs(seeds: int) -> pd.DataFrame:
+        df = _seeded(cells, effect, seeds)
+        if n == 3:  # solved widths: MACs within 2%, the equal-MACs (TOST) design
+            df["macs"] *= 1 + 0.01 * df["reduce_ratio"]
+        return df
+
+    many = analyze(n, runs(16), sequential=True)
+    assert many.facts["anytime"] is True
+    assert many.evidence == evidence
+    assert analyze(n, runs(5), sequential=True).evidence == "inconclusive"
+    assert analyze(n, runs(5)).evidence == evidence  # where the fixed design decides
+
+
+def test_principle4_anytime_leaves_the_vertex_undecisive() -> None:
+    """A concave fit decides a fixed design; the vertex has no anytime-valid form."""
+    cells = [{"depth_mult": d, "width_mult": 1.0 / d**0.5} for d in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)]
+    runs = _seeded(cells, lambda c: -2.0 * (np.log2(c["depth_mult"] / 1.5)) ** 2, 5)
+    fixed, seq = analyze(4, runs), analyze(4, runs, sequential=True)
+    assert fixed.evidence == "agrees"
+    assert seq.facts["vertex"] is not None  # still fitted and shown
+    # five seeds leave every confidence sequence unbounded: only the vertex could have decided
+    assert all(p.lo == -np.inf for _, p in seq.facts["rivals"])
+    assert seq.evidence == "inconclusive"

@@ -328,9 +328,8 @@ def test_a_principle_verdict_looked_at_says_how_it_was_judged(tmp_path, looks, m
     meta.update(looks=[2, 3, 4], until_decided=record)
     render_report(runs, pd.DataFrame(), meta, tmp_path, n_boot=200)
     ours = pd.read_csv(tmp_path / "claims.csv")["ours"].iloc[0]
-    # anytime studies have no plan to spend over: principle 3 has no anytime form, it says so
-    caveat = "read as a fixed design, though seeds were added for it after 2 looks at it"
-    assert (caveat in ours) == (bool(looks) and method == "anytime")
+    # anytime studies have no plan to spend over: confidence sequences instead
+    assert ("anytime-valid 95% confidence sequences" in ours) == (method == "anytime")
     # planned looks: judged look by look at the plan's group-sequential levels
     assert ("at that look's group-sequential level" in ours) == (method == "planned")
 

@@ -43,6 +43,7 @@ __all__ = [
     "SeedLook",
     "confidence_sequence",
     "e_value",
+    "p_below",
     "p_values",
     "seed_looks",
     "t_threshold",
@@ -135,6 +136,11 @@ def _p_excluded(looks: Sequence[SeedLook], null: float, side: int, g: float) -> 
         if side * (null - lk.mean) > 0:
             best = min(best, 1.0 / e_value(lk, null, g))
     return best
+
+
+def p_below(looks: Sequence[SeedLook], bound: float, g: float = PRIOR_G) -> float:
+    """Anytime-valid p that the mean lies below ``bound`` (it has left the sequence from above)."""
+    return _p_excluded(looks, bound, 1, g)
 
 
 def p_values(

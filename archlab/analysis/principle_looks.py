@@ -12,9 +12,9 @@ claim rows' repeated p-values are), and the verdict is the first look's that dec
 test inside a verdict runs at that level, so each wrong verdict keeps the study's alpha
 ("agrees" that needs several parts is an intersection-union test: no extra cost).
 
-Principle 2's paired design has an anytime-valid form and uses it under either method. Under
-``sequential: anytime`` (no plan of looks) the others have none: they are read at 95% on every
-seed, and the report says so.
+Under ``sequential: anytime`` (no plan of looks) every analysis reads its intervals as
+anytime-valid 95% confidence sequences (``analyze(..., sequential=True)``), as principle 2's
+paired design does under either method.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from archlab.analysis.principle_parts import PrincipleResult
-from archlab.analysis.principles import SEQUENTIAL_FORMS, analyze
+from archlab.analysis.principles import LEVELLED, analyze
 from archlab.analysis.sequential import calibrated_levels, planned_looks
 
 __all__ = ["LOOK_FACT", "common_seeds", "judge_over_looks"]
@@ -61,10 +61,9 @@ def judge_over_looks(
     """
     if not looks:
         return analyze(n, runs, curves, **options)
-    if n in SEQUENTIAL_FORMS:
+    if method == "anytime" or n not in LEVELLED:
+        # no plan to spend over (or no level to spend it at): anytime-valid at every seed
         return analyze(n, runs, curves, sequential=True, **options)
-    if method == "anytime":
-        return analyze(n, runs, curves, **options)  # no anytime form: the report says so
     plan = planned_looks(looks)
     seeds = common_seeds(runs)
     if not seeds:

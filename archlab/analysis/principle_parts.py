@@ -16,7 +16,7 @@ import pandas as pd
 import statsmodels.api as sm
 from statsmodels.stats.weightstats import ttost_paired
 
-from archlab.analysis.anytime import confidence_sequence, seed_looks
+from archlab.analysis.anytime import SeedLook, confidence_sequence, seed_looks
 from archlab.analysis.anytime import p_values as anytime_p_values
 from archlab.analysis.bands import SEED_PREFIX
 from archlab.analysis.stats import mean_ci, paired_diff, prepare_runs
@@ -26,6 +26,7 @@ __all__ = [
     "Paired",
     "PrincipleResult",
     "anytime_by_seed",
+    "anytime_estimate",
     "by_seed",
     "complete_runs",
     "estimate",
@@ -154,3 +155,15 @@ def estimate(fit: Any, contrast: Mapping[str, float], alpha: float = 0.05) -> Es
     return Estimate(
         float(np.ravel(t.effect)[0]), float(lo), float(hi), float(np.ravel(t.pvalue)[0])
     )
+
+
+def anytime_estimate(values: np.ndarray) -> tuple[Estimate, list[SeedLook]]:
+    """Per-seed values of a contrast (in seed order) as an anytime-valid 95% sequence.
+
+    ``p`` is the anytime-valid p of 0; the looks are returned for further tests.
+    """
+    looks = seed_looks(values)
+    if not looks:
+        return Estimate(math.nan, math.nan, math.nan, 1.0), looks
+    lo, hi = confidence_sequence(looks)
+    return Estimate(looks[-1].mean, lo, hi, anytime_p_values(looks, 0.0, None)[0]), looks

@@ -10,6 +10,7 @@ plots and tables are the report layer's (``archlab.report.principles``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,8 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import ttost_paired
 
+from archlab.analysis.anytime import p_below
+from archlab.analysis.anytime import p_values as anytime_p_values
 from archlab.analysis.bands import curve_band
 from archlab.analysis.claims import get_claim, judge
 from archlab.analysis.principle_parts import (
@@ -27,6 +30,7 @@ from archlab.analysis.principle_parts import (
     Paired,
     PrincipleResult,
     anytime_by_seed,
+    anytime_estimate,
     by_seed,
     complete_runs,
     estimate,
@@ -38,6 +42,7 @@ from archlab.analysis.principle_parts import (
 from archlab.analysis.stats import bootstrap_slope, mean_ci
 
 __all__ = [
+    "LEVELLED",
     "PRINCIPLES",
     "Estimate",
     "Paired",
@@ -69,6 +74,7 @@ def principle1(
     *,
     metric: str = "test_top1",
     level: float = 0.95,
+    sequential: bool = False,
 ) -> PrincipleResult:
     """Accuracy against a squeeze's ratio and place (or the smallest representation size).
 
@@ -79,10 +85,13 @@ def principle1(
     early, both at 95%; disagrees when either points the other way; smaller than claimed when it
     hurts but not especially early: the interaction's 90% interval inside the claim's margin
     (TOST, in pt per halving). Otherwise facts ``slope``: accuracy on log2(min_repr).
-    ``level``: of the intervals (two-sided; the TOST's is 1 - 2 (1 - level)).
+    ``level``: of the intervals (two-sided; the TOST's is 1 - 2 (1 - level)). ``sequential``:
+    every interval is an anytime-valid 95% confidence sequence over the seeds' own estimates
+    (each seed's fit alone; their mean is the pooled fit's on a balanced design), the TOST reads
+    it, and facts gain ``anytime``.
     """
     if "squeeze_at" in runs.columns and (runs["squeeze_at"].fillna("none") != "none").any():
-        return _squeeze_design(runs, metric, 1.0 - level)
+        return _squeeze_design(runs, metric, 1.0 - level, sequential)
     df = complete_runs(runs, "min_repr", metric)
     df = df[df["min_repr"] > 0]
     if "grid_reduction" not in df.columns:
@@ -90,13 +99,32 @@ def principle1(
     keys = ("grid_reduction", "min_repr", "variant")
     x = np.log2(df["min_repr"].to_numpy(float))
     slope = bootstrap_slope(x, df[metric], df["seed"], level=level)
+    if sequential:  # the interval: a confidence sequence over each seed's own slope
+        per_seed = [np.polyfit(x[m], df[metric].to_numpy(float)[m], 1)[0] for m in _seed_masks(df)]
+        seq, _ = anytime_estimate(np.array(per_seed))
+        slope = dataclasses.replace(slope, lo=seq.lo, hi=seq.hi)
     evidence = judge("better", slope.lo, slope.hi)
-    return PrincipleResult(
-        1, evidence, per_config(df, keys, [metric]), keys, metric, {"slope": slope}
-    )
+    facts = {"slope": slope, "anytime": sequential}
+    return PrincipleResult(1, evidence, per_config(df, keys, [metric]), keys, metric, facts)
 
 
-def _squeeze_design(runs: pd.DataFrame, metric: str, alpha: float) -> PrincipleResult:
+def _seed_masks(df: pd.DataFrame) -> list[np.ndarray]:
+    """Row masks of the seeds whose runs cover every configuration (``variant``), in seed order."""
+    full = df.groupby("seed")["variant"].nunique() == df["variant"].nunique()
+    seeds = df["seed"].to_numpy()
+    return [seeds == s for s in sorted(full[full].index)]
+
+
+def _per_seed_fits(df: pd.DataFrame, metric: str, terms: dict[str, np.ndarray]) -> np.ndarray:
+    """Coefficients of ``terms`` fitted on each full seed alone (rows: seeds, in seed order)."""
+    x = np.column_stack([np.ones(len(df)), *terms.values()])
+    y = df[metric].to_numpy(float)
+    return np.array([np.linalg.lstsq(x[m], y[m], rcond=None)[0][1:] for m in _seed_masks(df)])
+
+
+def _squeeze_design(
+    runs: pd.DataFrame, metric: str, alpha: float, sequential: bool = False
+) -> PrincipleResult:
     df = complete_runs(runs, "squeeze_at", "squeeze_ratio", metric).reset_index(drop=True)
     df["squeeze_at"] = df["squeeze_at"].fillna("none")
     places = [p for p in SQUEEZE_ORDER if (df["squeeze_at"] == p).any()]
@@ -112,6 +140,15 @@ def _squeeze_design(runs: pd.DataFrame, metric: str, alpha: float) -> PrincipleR
     mean = estimate(fit, {p: -1.0 / len(places) for p in places}, alpha)
     contrast = {places[0]: -1.0, places[-1]: 1.0}
     inter, inter90 = estimate(fit, contrast, alpha), estimate(fit, contrast, 2 * alpha)
+    if sequential:
+        # each seed's own fit, in seed order: the same contrasts, anytime-valid; the TOST reads
+        # the 95% sequence (each side's error at most 5%)
+        coef = _per_seed_fits(df, metric, terms)
+        idx = {p: i for i, p in enumerate(places)}
+        slopes = {p: anytime_estimate(-coef[:, idx[p]])[0] for p in places}
+        mean = anytime_estimate(-coef.mean(axis=1))[0]
+        inter = anytime_estimate(coef[:, idx[places[-1]]] - coef[:, idx[places[0]]])[0]
+        inter90 = inter
     margin = get_claim("principle1").margin
     if mean.lo > 0 and inter.lo > 0:
         evidence = "agrees"
@@ -123,7 +160,7 @@ def _squeeze_design(runs: pd.DataFrame, metric: str, alpha: float) -> PrincipleR
     else:
         evidence = "inconclusive"
     facts = {"slopes": slopes, "mean": mean, "early_minus_late": inter, "places": places}
-    facts.update(early_minus_late_90=inter90, margin=margin)
+    facts.update(early_minus_late_90=inter90, margin=margin, anytime=sequential)
     facts["fit"] = fit  # the figure draws each place's line and band from it
     return PrincipleResult(1, evidence, per, keys, metric, facts)
 
@@ -248,6 +285,7 @@ def principle3(
     *,
     metric: str = "test_top1",
     level: float = 0.95,
+    sequential: bool = False,
 ) -> PrincipleResult:
     """Accuracy and MACs against the 1x1 reduction ratio before spatial convolutions.
 
@@ -259,7 +297,9 @@ def principle3(
     ratio to the 90% t interval of its paired difference (the one TOST puts inside the
     margin). Agrees when some reduced ratio is equivalent to the weakest reduction; disagrees
     when the mildest reduction is worse by more than the margin (one-sided, Holm); at equal MACs
-    the net is widened. ``level``: of the intervals; the tests run at 1 - level.
+    the net is widened. ``level``: of the intervals; the tests run at 1 - level. ``sequential``:
+    each paired difference is an anytime-valid 95% confidence sequence and its tests are read off
+    it (facts gain ``anytime``).
     """
     df = complete_runs(runs, "reduce_ratio", metric)
     keys = ("reduce_ratio",)
@@ -268,15 +308,17 @@ def principle3(
         return PrincipleResult(3, "inconclusive", per, keys, metric)
     margin = get_claim("principle3").margin
     if df["macs"].nunique() > 1 and per["macs"].max() / per["macs"].min() < 1.15:
-        return _tost_design(df, per, keys, metric, margin, 1.0 - level)
+        return _tost_design(df, per, keys, metric, margin, 1.0 - level, sequential)
     low, high = per["reduce_ratio"].iloc[0], per["reduce_ratio"].iloc[-1]
-    diff = paired(df[df["reduce_ratio"] == low], df[df["reduce_ratio"] == high], metric, level)
+    a, b = df[df["reduce_ratio"] == low], df[df["reduce_ratio"] == high]
+    diff = anytime_by_seed(a, b, metric, margin)[0] if sequential else paired(a, b, metric, level)
     facts = {
         "low": low,
         "high": high,
         "diff": diff,
         "macs_ratio": float(per["macs"].iloc[0] / per["macs"].iloc[-1]),
         "margin": margin,
+        "anytime": sequential,
     }
     return PrincipleResult(3, judge("no_worse", diff.lo, diff.hi, margin), per, keys, metric, facts)
 
@@ -288,6 +330,7 @@ def _tost_design(
     metric: str,
     margin: float,
     alpha: float = 0.05,
+    sequential: bool = False,
 ) -> PrincipleResult:
     """Principle 3 at equal MACs: which reduced ratios are equivalent to the weakest one."""
     high = float(per["reduce_ratio"].iloc[-1])
@@ -296,6 +339,13 @@ def _tost_design(
     for ratio in per["reduce_ratio"].iloc[:-1]:
         mine = df[df["reduce_ratio"] == ratio]
         a, b = by_seed(mine, ref, metric)
+        if sequential:  # the tests read the 95% confidence sequence (each side at most 5%)
+            d, looks = anytime_estimate((a - b)[np.isfinite(a - b)])
+            rows.append((float(ratio), Paired(d.value, d.lo, d.hi, len(looks))))
+            ci90[float(ratio)] = (d.lo, d.hi)
+            p_equiv.append(anytime_p_values(looks, margin, None)[1])
+            p_worse.append(p_below(looks, -margin))
+            continue
         rows.append((float(ratio), paired(mine, ref, metric, 1.0 - alpha)))
         # TOST at alpha = this 1 - 2 alpha interval inside +-margin
         ci90[float(ratio)] = mean_ci(a - b, 1.0 - 2 * alpha)[1:]
@@ -323,6 +373,7 @@ def _tost_design(
         "tost": tost,
         "smallest": min(equivalent) if equivalent else None,
         "ci90": ci90,
+        "anytime": sequential,
     }
     return PrincipleResult(3, evidence, per, keys, metric, facts)
 
@@ -334,19 +385,22 @@ def principle4(
     metric: str = "test_top1",
     tolerance: float = 0.02,
     level: float = 0.95,
+    sequential: bool = False,
 ) -> PrincipleResult:
     """Iso-MAC depth/width family: accuracy against depth, points off the MAC budget flagged.
 
     ``per`` adds ``macs_dev`` (MACs / family median - 1) and ``flag`` (|macs_dev| above
     ``tolerance``). facts: ``tolerance``, ``vertex`` (``_vertex`` on the unflagged depths) and
-    ``balance``'s facts on the unflagged points; ``level``: of every interval.
+    ``balance``'s facts on the unflagged points; ``level``: of every interval. ``sequential``:
+    the paired differences are anytime-valid 95% confidence sequences, and the quadratic's vertex
+    (which has no such form) is shown but decides nothing (facts gain ``anytime``).
     """
     df = complete_runs(runs, "depth_mult", "width_mult", "macs", metric)
     keys = ("depth_mult", "width_mult")
     per = per_config(df, keys, [metric])
     per["macs_dev"] = per["macs"] / per["macs"].median() - 1.0
     per["flag"] = per["macs_dev"].abs() > tolerance
-    evidence, facts = balance(df, per[~per["flag"]], metric, level)
+    evidence, facts = balance(df, per[~per["flag"]], metric, level, sequential)
     on_budget = per[~per["flag"]]["depth_mult"]
     on = df[df["depth_mult"].isin(on_budget)].reset_index(drop=True)
     vertex = _vertex(on, metric, level)
@@ -357,14 +411,14 @@ def principle4(
         else {}
     )
     # the vertex decides only on a dense grid: with 4 depths one collapsed extreme bends the fit
-    if vertex is not None and evidence != "disagrees" and on_budget.nunique() >= 5:
+    dense = on_budget.nunique() >= 5 and not sequential
+    if vertex is not None and evidence != "disagrees" and dense:
         inside = vertex["depth"].lo > on_budget.min() and vertex["depth"].hi < on_budget.max()
         if vertex["curvature"].hi < 0 and inside:
             evidence = "agrees"  # a concave fit peaking inside the sampled depths, at 95%
     facts["lr"] = {float(d): float(v) for d, v in lrs.items()} if len(set(lrs.values())) > 1 else {}
-    return PrincipleResult(
-        4, evidence, per, keys, metric, {"tolerance": tolerance, "vertex": vertex, **facts}
-    )
+    facts.update(tolerance=tolerance, vertex=vertex, anytime=sequential)
+    return PrincipleResult(4, evidence, per, keys, metric, facts)
 
 
 def _vertex(df: pd.DataFrame, metric: str, level: float = 0.95) -> dict[str, Any] | None:
@@ -389,7 +443,11 @@ def _vertex(df: pd.DataFrame, metric: str, level: float = 0.95) -> dict[str, Any
 
 
 def balance(
-    df: pd.DataFrame, per: pd.DataFrame, metric: str, level: float = 0.95
+    df: pd.DataFrame,
+    per: pd.DataFrame,
+    metric: str,
+    level: float = 0.95,
+    sequential: bool = False,
 ) -> tuple[str, dict[str, Any]]:
     """Agrees when an interior depth beats both extremes; disagrees when an extreme beats all.
 
@@ -412,7 +470,12 @@ def balance(
         d, w = config(i)
         return df[(df["depth_mult"] == d) & (df["width_mult"] == w)]
 
-    parts = [(config(r), paired(runs_of(best), runs_of(r), metric, level)) for r in rivals]
+    def diff(a: pd.DataFrame, b: pd.DataFrame) -> Paired:
+        if sequential:  # anytime-valid: the study added seeds round by round
+            return anytime_by_seed(a, b, metric, 0.0)[0]
+        return paired(a, b, metric, level)
+
+    parts = [(config(r), diff(runs_of(best), runs_of(r))) for r in rivals]
     if all(judge("better", p.lo, p.hi) == "agrees" for _, p in parts):
         evidence = "agrees" if interior else "disagrees"
     else:
@@ -421,9 +484,9 @@ def balance(
 
 
 #: The analyses by principle number, all with the signature (runs, curves, *, metric, **options).
-#: principles whose analysis has an anytime-valid form for studies that add seeds round by round
-#: (principle 2's paired, equal-MACs design; its width sweep has none)
-SEQUENTIAL_FORMS = frozenset({2})
+#: principles whose intervals and tests take a ``level``, so a study's planned looks can judge
+#: each look at its own (``principle_looks``); principle 2 uses its anytime-valid form instead
+LEVELLED = frozenset({1, 3, 4})
 
 PRINCIPLES: dict[int, Callable[..., PrincipleResult]] = {
     1: principle1,
@@ -448,13 +511,10 @@ def analyze(
 ) -> PrincipleResult:
     """Run principle ``n``'s analysis; ValueError names the valid numbers.
 
-    ``sequential=True`` says the study looked at its verdict after every round of seeds: the
-    analyses with an anytime-valid form (``SEQUENTIAL_FORMS``) use it; the others have none and
-    are read as fixed designs.
+    ``sequential=True`` says the study looked at its verdict after every round of seeds with no
+    plan of looks: every analysis then reads its intervals as anytime-valid 95% confidence
+    sequences (principle 2's width sweep, a slope over widths, has no such form).
     """
     if n not in PRINCIPLES:
         raise ValueError(f"unknown principle {n!r}; valid: {', '.join(map(str, PRINCIPLES))}")
-    sequential = bool(options.pop("sequential", False))
-    if n in SEQUENTIAL_FORMS:
-        options["sequential"] = sequential
     return PRINCIPLES[n](runs, curves, **options)

@@ -21,7 +21,6 @@ from archlab.analysis.bands import quadratic_band, squeeze_band
 from archlab.analysis.claims import combine
 from archlab.analysis.principle_looks import LOOK_FACT, judge_over_looks
 from archlab.analysis.principles import (
-    SEQUENTIAL_FORMS,
     SQUEEZE_ORDER,
     Estimate,
     Paired,
@@ -85,6 +84,12 @@ def run_principle(
     result = judge_over_looks(n, runs, curves, **options)
     rendered = _RENDER[n](result, caption_from(runs), Path(out_dir))
     look = result.facts.get(LOOK_FACT)
+    if result.facts.get("anytime") and n != 2:  # principle 2's sentence says it itself
+        note = (
+            " (its intervals are anytime-valid 95% confidence sequences, its tests read off them: "
+            "the study added seeds round by round)"
+        )
+        return rendered._replace(verdict=rendered.verdict + note)
     if not look:
         return rendered
     # the intervals in the sentence are at the look's level, not 95%: say so
@@ -139,6 +144,8 @@ def _points(per: pd.DataFrame, x: str, metric: str, **extra: Any) -> pd.DataFram
 def _levels(res: PrincipleResult) -> tuple[str, str]:
     """The confidence (%) of a result's intervals and of its TOST intervals, as shown."""
     look = res.facts.get(LOOK_FACT)
+    if res.facts.get("anytime"):
+        return "95", "95"  # a TOST read off the 95% confidence sequence
     alpha = float(look["level"]) if look else 0.05
 
     def pct(a: float) -> str:
@@ -527,7 +534,7 @@ def principle_of(
     """A principle study's plot, verdict and detail, read as its design was; None otherwise.
 
     A study that ran ``--until-decided`` (``meta`` has looks) looked at its principle verdict
-    after every round: analyses with an anytime-valid form use it, the others say so.
+    after every round: it is judged over its planned looks, or anytime-valid (``judge_over_looks``).
     """
     n = principle_number(kind)
     if n is None:
@@ -535,22 +542,7 @@ def principle_of(
     record = meta.get("until_decided") or {}
     method = str(record.get("method", "planned"))
     options = {**(meta.get("analysis") or {}), "looks": meta.get("looks"), "method": method}
-    rendered = run_principle(n, runs, curves, out_dir, **options)
-    return _looked_at(rendered, n, record, method)
-
-
-def _looked_at(rendered: Rendered, n: int, record: Mapping[str, Any], method: str) -> Rendered:
-    """The verdict, with a caveat where seeds were added for it and it has no anytime form."""
-    looks = sum(1 for r in record.get("rounds") or [] if r.get("principle_open"))
-    # planned looks spend alpha over the plan (judge_over_looks); anytime studies have no plan
-    if not looks or n in SEQUENTIAL_FORMS or method != "anytime":
-        return rendered
-    caveat = (
-        f" (read as a fixed design, though seeds were added for it after {looks} "
-        f"look{'s' if looks > 1 else ''} at it: this analysis has no anytime-valid form, so "
-        "its intervals overstate the evidence)"
-    )
-    return rendered._replace(verdict=rendered.verdict + caveat)
+    return run_principle(n, runs, curves, out_dir, **options)
 
 
 # --- the report's sections -----------------------------------------------------------------------
