@@ -261,6 +261,8 @@ def _batched_name(key: str, p: dict[str, Any]) -> str:
     """How a batched-seeds probe reads: ``stacked_K_seeds`` or the vmap one."""
     if key.startswith("stacked_"):
         k = key.split("_")[1]
+        if key.endswith("_compiled"):
+            return f"{k} seeds stacked, torch.compile (inductor), steady state"
         return f"{k} seeds stacked as one grouped network (channels_last)"
     return f"{p['seeds_batched']} seeds as one network (torch.func.vmap)"
 
@@ -273,10 +275,19 @@ def _md_probes(r: dict[str, Any]) -> list[str]:
         rows.append([name, fmt("milliseconds", ms), fmt("speedup", p["vs_stock"][key])])
     rows += [[f"{k}: failed", e, ""] for k, e in p["errors"].items()]
     compiled = (
-        f" torch.compile took {fmt('seconds', p['compile_s'])} s to compile the step first."
+        f" torch.compile took {fmt('seconds', p['compile_s'])} s to compile the step first"
         if "compile_s" in p
         else " torch.compile not probed in this run."
     )
+    if "compile_again_s" in p:  # the cost each later run of the architecture would pay
+        compiled += (
+            f", {fmt('seconds', p['compile_again_s'])} s for a second network of the same "
+            "architecture (caches warm)"
+        )
+    if "stacked_compile_s" in p:
+        compiled += f", {fmt('seconds', p['stacked_compile_s'])} s for the stacked seeds"
+    if "compile_s" in p:
+        compiled += "."
     return [
         "",
         "## Ways to more runs per hour, measured (ms per training step of one seed)",
