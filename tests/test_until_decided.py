@@ -202,6 +202,21 @@ def test_rounds_add_seeds_only_to_the_open_pair_until_decided(
     assert stored(tmp_path).user_attrs["looks"] == list(range(2, 11))
 
 
+def test_a_resumed_look_judged_anew_records_what_is_open_now(
+    tmp_path: Path, fake_train: FakeTrain, verdicts: Callable[..., FakeVerdicts]
+) -> None:
+    """Rules that changed between invocations: the same look's record says what is open now."""
+    verdicts(lambda v, n: False)  # decided at the first look
+    until(tmp_path, max_seeds=3)
+    first = stored(tmp_path).user_attrs["until_decided"]["rounds"]
+    assert [(r["seeds"], r["open"]) for r in first] == [(2, [])]
+    verdicts(lambda v, n: v == C5 and n < 3)  # newer rules: open at 2 seeds, decided at 3
+    until(tmp_path, max_seeds=3)
+    rounds = stored(tmp_path).user_attrs["until_decided"]["rounds"]
+    assert [(r["seeds"], r["open"]) for r in rounds] == [(2, [[C5, BASE]]), (3, [])]
+    assert rounds[0]["elapsed_s"] == first[0]["elapsed_s"]  # when it was taken: kept
+
+
 def test_rounds_stop_at_max_seeds_and_a_larger_k_extends_the_looks(
     tmp_path: Path, fake_train: FakeTrain, verdicts: Callable[..., FakeVerdicts], capfd: Any
 ) -> None:

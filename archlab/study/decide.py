@@ -326,7 +326,14 @@ class _Loop:
         # (only its first look: later ones may grow a lagging pair under the same maximum)
         first, self.resumed = self.resumed, False
         if first and rounds and _same_look(rounds[-1], entry):
-            entry = rounds[-1]
+            # the same look judged again (by this version's rules, perhaps): keep when it was
+            # taken, say what is open now
+            same = rounds[-1]
+            same["open"] = entry["open"]
+            same.pop("principle_open", None)
+            same.update({k: True for k in ("principle_open",) if k in entry})
+            entry = same
+            self.study.set_user_attr("until_decided", self.record)
         else:
             rounds.append(entry)
             self.study.set_user_attr("until_decided", self.record)
