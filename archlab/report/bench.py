@@ -275,7 +275,10 @@ def _md_probes(r: dict[str, Any]) -> list[str]:
         rows.append([name, fmt("milliseconds", ms), fmt("speedup", p["vs_stock"][key])])
     rows += [[f"{k}: failed", e, ""] for k, e in p["errors"].items()]
     compiled = (
-        f" torch.compile took {fmt('seconds', p['compile_s'])} s to compile the step first"
+        # inductor keeps its compiled kernels on disk: a machine that compiled this network
+        # before (an earlier bench, a study) compiles it again far faster than a fresh one
+        f" torch.compile took {fmt('seconds', p['compile_s'])} s to compile the step first "
+        "(with whatever inductor's on-disk caches held from earlier runs on this machine)"
         if "compile_s" in p
         else " torch.compile not probed in this run."
     )
