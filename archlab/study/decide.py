@@ -331,7 +331,8 @@ class _Loop:
             same = rounds[-1]
             same["open"] = entry["open"]
             same.pop("principle_open", None)
-            same.update({k: True for k in ("principle_open",) if k in entry})
+            if entry.get("principle_open"):
+                same["principle_open"] = True
             entry = same
             self.study.set_user_attr("until_decided", self.record)
         else:
