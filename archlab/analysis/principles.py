@@ -438,7 +438,8 @@ def _vertex(df: pd.DataFrame, metric: str, level: float = 0.95) -> dict[str, Any
     grad = np.array([-1 / (2 * b2), b1 / (2 * b2**2)])
     v, se = -b1 / (2 * b2), math.sqrt(float(grad @ cov @ grad))
     half = float(stats.t.ppf(0.5 + level / 2, fit.df_resid)) * se
-    depth = Estimate(2.0**v, 2.0 ** (v - half), 2.0 ** (v + half), math.nan)
+    with np.errstate(over="ignore"):  # a flat fit puts its vertex at infinity: unbounded ends
+        depth = Estimate(2.0**v, 2.0 ** (v - half), 2.0 ** (v + half), math.nan)
     return {"curvature": curvature, "depth": depth, "fit": fit}
 
 
