@@ -164,10 +164,35 @@ def test_principle2_looked_at_every_round_is_judged_anytime_valid(tmp_path) -> N
         2, runs, curves, tmp_path, curve="val_top1", threshold=80.0, sequential=True
     ).verdict
     assert "anytime-valid (a 95% confidence sequence)" in text
-    # principles without an anytime form take the flag and are read as fixed designs
-    cells = [{"depth_mult": d, "width_mult": 1.0 / d**0.5} for d in (0.5, 1.0, 2.0)]
-    flat = _runs(cells, lambda c: 0.0)
-    assert analyze(4, flat, sequential=True).evidence == analyze(4, flat).evidence
+
+
+def test_principle2_width_sweep_reads_each_seeds_slope_as_a_sequence(tmp_path) -> None:
+    """Wider coarse grids climb faster; anytime-valid, 16 seeds decide it and 5 cannot."""
+
+    def sweep(seeds: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        cells = [{"coarse_module": "plain", "width_mult": w} for w in (0.5, 1.0, 2.0)]
+        runs = _seeded(cells, lambda c: 0.0, seeds)
+        rng = np.random.default_rng(2)
+        curves = pd.DataFrame(
+            {
+                "run_key": r.run_key,
+                "epoch": e,
+                "train_top1": 60 + (8 + 2 * np.log2(r.width_mult)) * e + rng.normal(0, 1.0),
+            }  # fmt: skip
+            for r in runs.itertuples()
+            for e in range(1, 11)
+        )
+        return runs, curves
+
+    runs, curves = sweep(16)
+    seq = analyze(2, runs, curves, threshold=80.0, sequential=True)
+    assert seq.facts["anytime"] and seq.evidence == "agrees"
+    fixed = analyze(2, runs, curves, threshold=80.0)
+    assert seq.facts["speed"].lo < fixed.facts["speed"].lo  # the sequence is the wider
+    text = run_principle(2, runs, curves, tmp_path, threshold=80.0, sequential=True).verdict
+    assert "anytime-valid 95% confidence sequences" in text
+    few = analyze(2, *sweep(5), threshold=80.0, sequential=True)
+    assert few.evidence == "inconclusive"
 
 
 def _speed_study(faster: float, noise: float) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -261,3 +286,16 @@ def test_principle4_anytime_leaves_the_vertex_undecisive() -> None:
     # five seeds leave every confidence sequence unbounded: only the vertex could have decided
     assert all(p.lo == -np.inf for _, p in seq.facts["rivals"])
     assert seq.evidence == "inconclusive"
+
+
+def test_principle1_smallest_representation_slope_as_a_sequence() -> None:
+    """The min_repr design: each seed's own slope, anytime-valid; 16 seeds decide, 5 cannot."""
+    cells = [{"min_repr": r} for r in (0.125, 0.25, 0.5, 1.0)]
+
+    def runs(seeds: int) -> pd.DataFrame:
+        return _seeded(cells, lambda c: 0.5 * np.log2(c["min_repr"]), seeds)
+
+    seq = analyze(1, runs(16), sequential=True)
+    assert seq.facts["anytime"] and seq.evidence == "agrees"
+    assert seq.facts["slope"].lo < analyze(1, runs(16)).facts["slope"].lo
+    assert analyze(1, runs(5), sequential=True).evidence == "inconclusive"

@@ -39,7 +39,7 @@ from archlab.analysis.principle_parts import (
     seed_ols,
     tost_by_seed,
 )
-from archlab.analysis.stats import bootstrap_slope, mean_ci
+from archlab.analysis.stats import SlopeResult, bootstrap_slope, mean_ci
 
 __all__ = [
     "LEVELLED",
@@ -99,10 +99,8 @@ def principle1(
     keys = ("grid_reduction", "min_repr", "variant")
     x = np.log2(df["min_repr"].to_numpy(float))
     slope = bootstrap_slope(x, df[metric], df["seed"], level=level)
-    if sequential:  # the interval: a confidence sequence over each seed's own slope
-        per_seed = [np.polyfit(x[m], df[metric].to_numpy(float)[m], 1)[0] for m in _seed_masks(df)]
-        seq, _ = anytime_estimate(np.array(per_seed))
-        slope = dataclasses.replace(slope, lo=seq.lo, hi=seq.hi)
+    if sequential:
+        slope = _slope_sequence(slope, x, df[metric], df)
     evidence = judge("better", slope.lo, slope.hi)
     facts = {"slope": slope, "anytime": sequential}
     return PrincipleResult(1, evidence, per_config(df, keys, [metric]), keys, metric, facts)
@@ -113,6 +111,19 @@ def _seed_masks(df: pd.DataFrame) -> list[np.ndarray]:
     full = df.groupby("seed")["variant"].nunique() == df["variant"].nunique()
     seeds = df["seed"].to_numpy()
     return [seeds == s for s in sorted(full[full].index)]
+
+
+def _slope_sequence(slope: SlopeResult, x: np.ndarray, y: Any, df: pd.DataFrame) -> SlopeResult:
+    """``slope`` with its interval the anytime-valid 95% sequence over each seed's own slope."""
+    yv = np.asarray(y, dtype=float)
+    per_seed = []
+    for m in _seed_masks(df):
+        ok = m & np.isfinite(yv)  # a run that never reached a threshold has no epochs
+        if np.unique(x[ok]).size >= 2:
+            per_seed.append(np.polyfit(x[ok], yv[ok], 1)[0])
+    seq, _ = anytime_estimate(np.array(per_seed))
+    # both intervals become the sequence: verdicts read their union
+    return dataclasses.replace(slope, ci_lo=seq.lo, ci_hi=seq.hi, t_lo=seq.lo, t_hi=seq.hi)
 
 
 def _per_seed_fits(df: pd.DataFrame, metric: str, terms: dict[str, np.ndarray]) -> np.ndarray:
@@ -204,7 +215,7 @@ def principle2(
     threshold sooner. ``sequential`` (the study added seeds round by round, so the verdict was
     looked at more than once): the speed's direction and TOST are judged anytime-valid
     (``archlab.analysis.anytime``), its interval is the 95% confidence sequence, and
-    facts gain ``anytime``.
+    facts gain ``anytime``; the width sweep's slopes become sequences over each seed's own slope.
     """
     width = "coarse_width" if "coarse_width" in runs.columns else "width_mult"
     df = complete_runs(runs, width, metric)
@@ -226,8 +237,12 @@ def principle2(
     x = np.log2(df[width].to_numpy(float))
     speed = bootstrap_slope(x, df["epochs"], df["seed"])
     final = bootstrap_slope(x, df[metric], df["seed"])
+    if sequential:  # each seed's own slope, as an anytime-valid sequence
+        speed = _slope_sequence(speed, x, df["epochs"], df)
+        final = _slope_sequence(final, x, df[metric], df)
     evidence = judge("worse", speed.lo, speed.hi)  # fewer epochs when wider: a negative slope
     facts = {"width": width, "curve": curve, "threshold": threshold, "speed": speed, "final": final}
+    facts["anytime"] = sequential
     return PrincipleResult(
         2, evidence, per_config(df, keys, ["epochs", metric]), keys, metric, facts
     )
@@ -514,7 +529,7 @@ def analyze(
 
     ``sequential=True`` says the study looked at its verdict after every round of seeds with no
     plan of looks: every analysis then reads its intervals as anytime-valid 95% confidence
-    sequences (principle 2's width sweep, a slope over widths, has no such form).
+    sequences.
     """
     if n not in PRINCIPLES:
         raise ValueError(f"unknown principle {n!r}; valid: {', '.join(map(str, PRINCIPLES))}")

@@ -84,7 +84,8 @@ def run_principle(
     result = judge_over_looks(n, runs, curves, **options)
     rendered = _RENDER[n](result, caption_from(runs), Path(out_dir))
     look = result.facts.get(LOOK_FACT)
-    if result.facts.get("anytime") and n != 2:  # principle 2's sentence says it itself
+    # principle 2's paired sentence says it itself
+    if result.facts.get("anytime") and "paired_speed" not in result.facts:
         note = (
             " (its intervals are anytime-valid 95% confidence sequences, its tests read off them: "
             "the study added seeds round by round)"
