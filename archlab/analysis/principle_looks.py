@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from archlab.analysis.principle_parts import PrincipleResult
+from archlab.analysis.principle_parts import PrincipleResult, common_seeds
 from archlab.analysis.principles import LEVELLED, analyze
 from archlab.analysis.sequential import calibrated_levels, planned_looks
 
@@ -33,15 +33,6 @@ __all__ = ["LOOK_FACT", "common_seeds", "judge_over_looks"]
 
 #: the ``facts`` key of a look-judged result: {"look", "of", "seeds", "level", "decided"}
 LOOK_FACT = "look"
-
-
-def common_seeds(runs: pd.DataFrame) -> list[int]:
-    """Seeds with a complete run in every variant, in order: the seeds a look can pair on."""
-    done = runs[runs["status"] == "complete"]
-    if done.empty or "variant" not in done.columns:
-        return []
-    per_variant = [set(g["seed"].astype(int)) for _, g in done.groupby("variant")]
-    return sorted(set.intersection(*per_variant))
 
 
 def judge_over_looks(

@@ -28,6 +28,7 @@ __all__ = [
     "anytime_by_seed",
     "anytime_estimate",
     "by_seed",
+    "common_seeds",
     "complete_runs",
     "estimate",
     "paired",
@@ -93,6 +94,15 @@ def per_config(df: pd.DataFrame, keys: Sequence[str], metrics: Sequence[str]) ->
     return pd.DataFrame(rows, columns=cols)
 
 
+def common_seeds(runs: pd.DataFrame) -> list[int]:
+    """Seeds with a complete run in every variant, in order: the seeds a look can pair on."""
+    done = runs[runs["status"] == "complete"]
+    if done.empty or "variant" not in done.columns:
+        return []
+    per_variant = [set(g["seed"].astype(int)) for _, g in done.groupby("variant")]
+    return sorted(set.intersection(*per_variant))
+
+
 def by_seed(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray]:
     """Per-seed means of ``metric`` in ``a`` and ``b`` on the seeds both have, aligned."""
     sa, sb = a.groupby("seed")[metric].mean(), b.groupby("seed")[metric].mean()
@@ -100,8 +110,15 @@ def by_seed(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> tuple[np.ndarray, 
     return sa[seeds].to_numpy(float), sb[seeds].to_numpy(float)
 
 
-def paired(a: pd.DataFrame, b: pd.DataFrame, metric: str, level: float = 0.95) -> Paired:
-    """Mean and the union of bootstrap and t intervals of a - b, paired on seed."""
+def paired(
+    a: pd.DataFrame, b: pd.DataFrame, metric: str, level: float = 0.95, sequential: bool = False
+) -> Paired:
+    """Mean and the union of bootstrap and t intervals of a - b, paired on seed.
+
+    ``sequential``: the anytime-valid 95% confidence sequence instead (``anytime_by_seed``).
+    """
+    if sequential:
+        return anytime_by_seed(a, b, metric, 0.0)[0]
     r = paired_diff(*by_seed(a, b, metric), n_boot=4000, level=level)
     return Paired(r.mean_diff, min(r.ci_lo, r.t_lo), max(r.ci_hi, r.t_hi), r.n)
 
@@ -112,12 +129,9 @@ def anytime_by_seed(
     """a - b over seeds in seed order as an anytime-valid 95% confidence sequence, TOST p."""
     x, y = by_seed(a, b, metric)
     both = np.isfinite(x) & np.isfinite(y)
-    d = (x - y)[both]  # _by_seed aligns on the seeds' index, in seed order
-    looks = seed_looks(d)
-    if not looks:
-        return Paired(math.nan, math.nan, math.nan, 0), 1.0
-    lo, hi = confidence_sequence(looks)
-    return Paired(looks[-1].mean, lo, hi, d.size), anytime_p_values(looks, margin, None)[1]
+    d = (x - y)[both]  # by_seed aligns on the seeds' index, in seed order
+    seq, looks = anytime_estimate(d)
+    return Paired(seq.value, seq.lo, seq.hi, d.size), anytime_p_values(looks, margin, None)[1]
 
 
 def tost_by_seed(a: pd.DataFrame, b: pd.DataFrame, metric: str, margin: float) -> float:

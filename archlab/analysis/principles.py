@@ -32,6 +32,7 @@ from archlab.analysis.principle_parts import (
     anytime_by_seed,
     anytime_estimate,
     by_seed,
+    common_seeds,
     complete_runs,
     estimate,
     paired,
@@ -108,9 +109,8 @@ def principle1(
 
 def _seed_masks(df: pd.DataFrame) -> list[np.ndarray]:
     """Row masks of the seeds whose runs cover every configuration (``variant``), in seed order."""
-    full = df.groupby("seed")["variant"].nunique() == df["variant"].nunique()
     seeds = df["seed"].to_numpy()
-    return [seeds == s for s in sorted(full[full].index)]
+    return [seeds == s for s in common_seeds(df)]
 
 
 def _slope_sequence(slope: SlopeResult, x: np.ndarray, y: Any, df: pd.DataFrame) -> SlopeResult:
@@ -326,7 +326,7 @@ def principle3(
         return _tost_design(df, per, keys, metric, margin, 1.0 - level, sequential)
     low, high = per["reduce_ratio"].iloc[0], per["reduce_ratio"].iloc[-1]
     a, b = df[df["reduce_ratio"] == low], df[df["reduce_ratio"] == high]
-    diff = anytime_by_seed(a, b, metric, margin)[0] if sequential else paired(a, b, metric, level)
+    diff = paired(a, b, metric, level, sequential)
     facts = {
         "low": low,
         "high": high,
@@ -486,12 +486,9 @@ def balance(
         d, w = config(i)
         return df[(df["depth_mult"] == d) & (df["width_mult"] == w)]
 
-    def diff(a: pd.DataFrame, b: pd.DataFrame) -> Paired:
-        if sequential:  # anytime-valid: the study added seeds round by round
-            return anytime_by_seed(a, b, metric, 0.0)[0]
-        return paired(a, b, metric, level)
-
-    parts = [(config(r), diff(runs_of(best), runs_of(r))) for r in rivals]
+    parts = [
+        (config(r), paired(runs_of(best), runs_of(r), metric, level, sequential)) for r in rivals
+    ]
     if all(judge("better", p.lo, p.hi) == "agrees" for _, p in parts):
         evidence = "agrees" if interior else "disagrees"
     else:
