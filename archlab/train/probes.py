@@ -171,27 +171,20 @@ def probe(
             try:
                 net = _net(0, "stock", dev)
                 opt_step = _plain_step(net, x, y, amp, torch.compile(net))
-                start = time.perf_counter()
-                opt_step()  # the first step compiles forward and backward
-                synchronize(dev)
-                out["compile_s"] = time.perf_counter() - start
+                # one timed call, no warm-up: the first step compiles forward and backward
+                out["compile_s"] = _time(opt_step, 0, 1, dev)
                 ms["compile"] = 1000 * _time(opt_step, 2, steps, dev)
                 # a study trains one architecture many times: the next network of it finds
                 # inductor's and AOTAutograd's caches warm (dynamo still traces it)
                 again = _net(1, "stock", dev)
-                start = time.perf_counter()
-                _plain_step(again, x, y, amp, torch.compile(again))()
-                synchronize(dev)
-                out["compile_again_s"] = time.perf_counter() - start
+                step = _plain_step(again, x, y, amp, torch.compile(again))
+                out["compile_again_s"] = _time(step, 0, 1, dev)
             except Exception as e:  # noqa: BLE001 - a compiler failure is a finding, not a crash
                 out["errors"]["compile"] = _first_line(e)
             name = f"stacked_{seeds}_seeds_compiled"
             try:  # both levers at once: K seeds per op, and the op fusion of inductor
                 step = _stacked_step(seeds, xs, ys, amp, compiled=True)
-                start = time.perf_counter()
-                step()
-                synchronize(dev)
-                out["stacked_compile_s"] = time.perf_counter() - start
+                out["stacked_compile_s"] = _time(step, 0, 1, dev)
                 ms[name] = 1000 * _time(step, 2, steps, dev) / seeds
             except Exception as e:  # noqa: BLE001 - reported
                 out["errors"][name] = _first_line(e)
